@@ -1,0 +1,1 @@
+//! Docker availability checks shared by every container test.

@@ -1,0 +1,1 @@
+//! Kafka-protocol broker containers for tests.

@@ -1,0 +1,53 @@
+//! XQueue's core: the backend contract, the task model, the task manager and the worker pool.
+//!
+//! A deployment is three shared services, each a trait with a backend per broker:
+//! - [`QueueBackend`]: queues with consumer-group semantics (publish, fetch, ack, nack,
+//!   reclaim, introspect). Redis Streams and Kafka implement it in their own crates.
+//! - [`StateStore`]: task records and status indexes, so any instance answers for any task.
+//! - [`ConcurrencyLimiter`]: per-type limits that hold across every instance.
+//!
+//! [`Backends`] bundles the three; [`memory::backends`] gives the in-process reference
+//! implementation. [`TaskManager`] holds all policy (validation, retries, scheduling,
+//! dead-lettering, the worker pool) once, for every backend.
+
+pub mod error;
+pub mod handler;
+pub mod limiter;
+pub mod queue;
+pub mod state;
+pub mod task;
+
+pub use error::{Error, Result};
+pub use handler::{HandlerOptions, TaskError, TaskHandler};
+pub use limiter::ConcurrencyLimiter;
+pub use queue::{
+    Capabilities, Consumer, ConsumerInfo, Delivery, FetchRequest, PartitionInfo, QueueBackend,
+    QueueInfo, Receipt,
+};
+pub use state::{Begin, Completion, Outcome, StateStore, StatusCounts};
+pub use task::{
+    now_millis, Band, Message, NewTask, QueueName, Task, TaskId, TaskStatus, UnixMillis,
+};
+
+use std::sync::Arc;
+
+/// The three services a [`TaskManager`] runs on.
+#[derive(Clone)]
+pub struct Backends {
+    /// The queues.
+    pub queue: Arc<dyn QueueBackend>,
+    /// Task state.
+    pub state: Arc<dyn StateStore>,
+    /// Per-type limits.
+    pub limiter: Arc<dyn ConcurrencyLimiter>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("queue", &self.queue.kind())
+            .field("state", &self.state.kind())
+            .field("limiter", &self.limiter.kind())
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! xqueue-kafka (in progress).

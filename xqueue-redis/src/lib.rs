@@ -1,0 +1,1 @@
+//! xqueue-redis (in progress).

@@ -1,0 +1,1 @@
+//! xqueue-server (in progress).
