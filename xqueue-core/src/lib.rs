@@ -13,6 +13,7 @@
 pub mod error;
 pub mod handler;
 pub mod limiter;
+pub mod memory;
 pub mod queue;
 pub mod state;
 pub mod task;

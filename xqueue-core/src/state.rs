@@ -104,22 +104,33 @@ pub struct Completion {
     pub at: UnixMillis,
 }
 
+/// How long a newly submitted `pending` task stays on the schedule as a publish guard.
+///
+/// The manager stores a task, publishes its message, then takes it off the schedule with
+/// `release_due`. If the process dies between the store and the publish, the guard comes due
+/// and any instance's scheduler publishes the task: a crash never loses an accepted task.
+pub const PUBLISH_GUARD: Duration = Duration::from_secs(30);
+
 /// Task state shared by every instance of a deployment.
 ///
 /// # Contract
-/// - `insert` stores new tasks whole or not at all; a `scheduled` task (with `run_at`) is also
-///   put on the schedule, due at `run_at`.
+/// - `insert` stores new tasks whole or not at all, and puts each on the schedule: a
+///   `scheduled` task due at its `run_at`, a `pending` task due at `created_at +`
+///   [`PUBLISH_GUARD`].
 /// - `begin` is a compare-and-set per task: `pending` and `processing` (a redelivery after a
-///   worker vanished) become `processing` with `attempts + 1`, `started_at` and `worker` set;
-///   every other status, and a missing task, is [`Begin::Skip`]. The answer is in the order of
-///   `ids`.
+///   worker vanished) become `processing` with `attempts + 1`, `started_at` and `worker` set,
+///   and leave the schedule; every other status, and a missing task, is [`Begin::Skip`]. The
+///   answer is in the order of `ids`.
 /// - `complete` applies outcomes only to tasks that are `processing`; anything else is left as
 ///   it is (a cancelled or purged task stays so). `Retry` puts the task on the schedule.
-/// - `claim_due` hands each due task (`scheduled` or `retrying` with `run_at <= now`) to one
-///   caller only, even when several instances call it at once: the task becomes `pending` and
-///   stays on the schedule, due again at `now + lease`. The caller publishes it and then calls
+/// - `claim_due` hands each due task (on the schedule with a due time `<= now` and status
+///   `scheduled`, `retrying` or `pending`) to one caller only, even when several instances call
+///   it at once: the task becomes `pending` and stays on the schedule, due again at
+///   `now + lease`. Schedule entries of tasks in any other status are dropped. The caller publishes it and then calls
 ///   `release_due`; if the caller dies first, the task is due again after the lease, so it is
 ///   never lost (at worst published twice, which `begin` turns into one run).
+/// - `release_due` takes tasks that are still `pending` off the schedule; a task that moved on
+///   in the meantime (started, failed and now `retrying`) keeps its new schedule.
 /// - `cancel` moves a `pending`, `scheduled` or `retrying` task to `cancelled` and removes it
 ///   from the schedule; any other status is [`crate::Error::Conflict`]; a missing task
 ///   [`crate::Error::NotFound`].
@@ -157,7 +168,7 @@ pub trait StateStore: Send + Sync + 'static {
     /// Claims up to `limit` due tasks: see the contract.
     async fn claim_due(&self, now: UnixMillis, lease: Duration, limit: usize) -> Result<Vec<Task>>;
 
-    /// Takes published tasks off the schedule.
+    /// Takes published tasks that are still `pending` off the schedule.
     async fn release_due(&self, ids: &[TaskId]) -> Result<()>;
 
     /// Cancels a task that has not started; returns it as cancelled.
