@@ -1,0 +1,568 @@
+//! [`RedisBackend`]: the queue contract on Redis Streams consumer groups.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use tracing::{debug, error, warn};
+use xqueue_core::{
+    Backends, Capabilities, Consumer, ConsumerInfo, Delivery, Error, FetchRequest, Message,
+    QueueBackend, QueueInfo, QueueName, Receipt, Result,
+};
+
+use crate::codec;
+use crate::config::RedisConfig;
+use crate::conn::Connections;
+use crate::error::{self, is_nogroup, KIND};
+use crate::keys::Keys;
+use crate::reply;
+use crate::scripts::Scripts;
+
+/// XQueue's Redis backend: queues, task state and concurrency limits in one Redis.
+///
+/// One value implements [`QueueBackend`], [`xqueue_core::StateStore`] and
+/// [`xqueue_core::ConcurrencyLimiter`]; clones share its connections. See the crate docs for
+/// the key layout and the guarantees.
+#[derive(Clone)]
+pub struct RedisBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RedisConfig,
+    pub(crate) keys: Keys,
+    pub(crate) conn: Connections,
+    pub(crate) scripts: Scripts,
+    /// `(group, stream key)` pairs known to exist, so groups are created once per process.
+    groups: Mutex<HashSet<(String, String)>>,
+    /// The queues each consumer used, for `leave`.
+    members: Mutex<HashMap<Consumer, BTreeSet<QueueName>>>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to Redis.
+    ///
+    /// # Behavior
+    /// - Invalid settings or URL are [`Error::InvalidInput`]; an unreachable server is
+    ///   [`Error::Unavailable`]; a server older than 6.2 (no XAUTOCLAIM) is [`Error::Backend`].
+    /// - Nothing is written until the first call.
+    pub async fn connect(config: RedisConfig) -> Result<RedisBackend> {
+        config.validate()?;
+        let conn = Connections::open(&config).await?;
+        let backend = RedisBackend {
+            inner: Arc::new(Inner {
+                keys: Keys::new(&config.key_prefix),
+                config,
+                conn,
+                scripts: Scripts::new(),
+                groups: Mutex::new(HashSet::new()),
+                members: Mutex::new(HashMap::new()),
+            }),
+        };
+        backend.check_version().await?;
+        Ok(backend)
+    }
+
+    /// The three services of a deployment, all on this connection.
+    pub fn backends(&self) -> Backends {
+        Backends {
+            queue: Arc::new(self.clone()),
+            state: Arc::new(self.clone()),
+            limiter: Arc::new(self.clone()),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    async fn check_version(&self) -> Result<()> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("0")
+            .trim()
+            .to_string();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (6, 2) {
+            return Err(Error::Backend {
+                backend: KIND,
+                message: format!("Redis 6.2 or newer is required (XAUTOCLAIM); found {version}"),
+            });
+        }
+        debug!(backend = KIND, version, "connected");
+        Ok(())
+    }
+
+    /// Runs a script on the shared connection.
+    pub(crate) async fn run(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> redis::RedisResult<Value> {
+        invocation.invoke_async(&mut self.inner.conn.shared()).await
+    }
+
+    /// Creates `group` on each stream (and the stream) unless known to exist.
+    async fn ensure_groups(&self, group: &str, streams: &[String]) -> Result<()> {
+        let missing: Vec<&String> = {
+            let known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+            streams
+                .iter()
+                .filter(|s| !known.contains(&(group.to_string(), s.to_string())))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.ensure_groups.prepare_invoke();
+        inv.arg(group);
+        for s in &missing {
+            inv.key(s.as_str());
+        }
+        let created = self.run(&inv).await.map_err(error::map)?;
+        debug!(backend = KIND, group, created = ?created, "consumer groups ensured");
+        let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for s in missing {
+            known.insert((group.to_string(), s.clone()));
+        }
+        Ok(())
+    }
+
+    /// Forgets that groups exist (Redis answered NOGROUP), so the next call re-creates them.
+    fn forget_groups(&self, group: &str, streams: &[String]) {
+        let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for s in streams {
+            known.remove(&(group.to_string(), s.clone()));
+        }
+    }
+
+    fn remember(&self, consumer: &Consumer, queues: &[QueueName]) {
+        let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
+        members
+            .entry(consumer.clone())
+            .or_default()
+            .extend(queues.iter().cloned());
+    }
+
+    /// Runs a stream script over `streams` after making sure the group exists; when Redis
+    /// answers NOGROUP (it lost the group), re-creates the group and runs it once more.
+    async fn run_on_group(
+        &self,
+        group: &str,
+        streams: &[String],
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<Value> {
+        self.ensure_groups(group, streams).await?;
+        match self.run(invocation).await {
+            Err(e) if is_nogroup(&e) => {
+                warn!(backend = KIND, group, "consumer group lost; re-creating it");
+                self.forget_groups(group, streams);
+                self.ensure_groups(group, streams).await?;
+                self.run(invocation).await.map_err(error::map)
+            }
+            r => r.map_err(error::map),
+        }
+    }
+
+    async fn read_group(&self, cmd: &redis::Cmd, block: Duration) -> redis::RedisResult<Value> {
+        if block.is_zero() {
+            cmd.query_async(&mut self.inner.conn.shared()).await
+        } else {
+            self.inner.conn.blocking(cmd, block).await
+        }
+    }
+
+    /// Receipts grouped by stream: `(queue, stream key, ids)`; malformed tags are dropped.
+    fn by_stream(&self, receipts: &[Receipt]) -> Vec<(QueueName, String, Vec<String>)> {
+        let mut map: BTreeMap<&QueueName, Vec<String>> = BTreeMap::new();
+        for r in receipts {
+            if is_stream_id(&r.tag) {
+                map.entry(&r.queue).or_default().push(r.tag.clone());
+            }
+        }
+        map.into_iter()
+            .map(|(q, ids)| (q.clone(), self.inner.keys.stream(q), ids))
+            .collect()
+    }
+
+    /// Acks entries that cannot be decoded, so they are not redelivered forever.
+    async fn drop_poison(&self, group: &str, poison: Vec<(String, String)>) {
+        for (stream, id) in poison {
+            let r: redis::RedisResult<i64> = redis::cmd("XACK")
+                .arg(&stream)
+                .arg(group)
+                .arg(&id)
+                .query_async(&mut self.inner.conn.shared())
+                .await;
+            if let Err(e) = r {
+                warn!(backend = KIND, stream, id, error = %e, "could not ack an undecodable entry");
+            }
+        }
+    }
+}
+
+/// Whether `tag` looks like a stream entry id (`ms-seq`).
+fn is_stream_id(tag: &str) -> bool {
+    match tag.split_once('-') {
+        Some((ms, seq)) => {
+            !ms.is_empty()
+                && !seq.is_empty()
+                && ms.bytes().all(|b| b.is_ascii_digit())
+                && seq.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// One stream entry as returned by XREADGROUP or a script: `[id, [field, value, …]]`.
+fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u32)>)> {
+    let mut parts = reply::array(v, what)?.into_iter();
+    let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+        return Err(error::unexpected(what, "an entry without id or fields"));
+    };
+    let id = reply::string(&id, what)?;
+    let decoded = reply::field_map(fields, what).and_then(|f| codec::decode_message(&f));
+    Ok((id, decoded))
+}
+
+fn delivery(queue: &QueueName, id: String, message: Message, count: u32) -> Delivery {
+    Delivery {
+        receipt: Receipt {
+            queue: queue.clone(),
+            tag: id,
+        },
+        message,
+        delivery_count: count.max(1),
+    }
+}
+
+#[async_trait]
+impl QueueBackend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            idle_reclaim: true,
+            touch: true,
+            durable: true,
+            shared: true,
+            delivery_count: true,
+            exact_ack: true,
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, queue = %queue, count = messages.len()))]
+    async fn publish(&self, queue: &QueueName, messages: &[Message]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let max_len = self.inner.config.max_len;
+        let mut inv = self.inner.scripts.publish.prepare_invoke();
+        inv.key(self.inner.keys.stream(queue)).arg(max_len).arg(4);
+        for m in messages {
+            inv.arg(&codec::message_fields(m)[..]);
+        }
+        let r = reply::array(self.run(&inv).await.map_err(error::map)?, "publish")?;
+        let added = r.first().map(|v| reply::int(v, "publish")).transpose()? == Some(1);
+        if !added {
+            let in_use = r.get(1).map(|v| reply::int(v, "publish")).transpose()?;
+            debug!(in_use, max_len, "queue full");
+            return Err(Error::QueueFull {
+                queue: queue.to_string(),
+                limit: max_len,
+            });
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %req.consumer.name, group = %req.consumer.group))]
+    async fn fetch(&self, req: &FetchRequest) -> Result<Vec<Delivery>> {
+        if req.queues.is_empty() || req.count == 0 {
+            return Ok(Vec::new());
+        }
+        self.remember(&req.consumer, &req.queues);
+        let streams: Vec<String> = req
+            .queues
+            .iter()
+            .map(|q| self.inner.keys.stream(q))
+            .collect();
+        let group = &req.consumer.group;
+        self.ensure_groups(group, &streams).await?;
+
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(group)
+            .arg(&req.consumer.name)
+            .arg("COUNT")
+            .arg(req.count);
+        if !req.block.is_zero() {
+            cmd.arg("BLOCK").arg(req.block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&streams);
+        for _ in &streams {
+            cmd.arg(">");
+        }
+        let value = match self.read_group(&cmd, req.block).await {
+            Err(e) if is_nogroup(&e) => {
+                warn!(backend = KIND, group = %group, "consumer group lost; re-creating it");
+                self.forget_groups(group, &streams);
+                self.ensure_groups(group, &streams).await?;
+                self.read_group(&cmd, req.block).await
+            }
+            r => r,
+        }
+        .map_err(error::map)?;
+
+        let queue_of: HashMap<&str, &QueueName> = streams
+            .iter()
+            .map(String::as_str)
+            .zip(req.queues.iter())
+            .collect();
+        let mut out = Vec::new();
+        let mut poison = Vec::new();
+        for stream in reply::array(value, "XREADGROUP")? {
+            let mut parts = reply::array(stream, "XREADGROUP")?.into_iter();
+            let (Some(key), Some(entries)) = (parts.next(), parts.next()) else {
+                return Err(error::unexpected("XREADGROUP", "a stream without entries"));
+            };
+            let key = reply::string(&key, "XREADGROUP")?;
+            let Some(queue) = queue_of.get(key.as_str()) else {
+                return Err(error::unexpected("XREADGROUP", key));
+            };
+            for e in reply::array(entries, "XREADGROUP")? {
+                match entry(e, "XREADGROUP")? {
+                    (id, Ok((message, carried))) => {
+                        out.push(delivery(queue, id, message, carried + 1))
+                    }
+                    (id, Err(err)) => {
+                        error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
+                        poison.push((key.clone(), id));
+                    }
+                }
+            }
+        }
+        if !poison.is_empty() {
+            self.drop_poison(group, poison).await;
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name, count = receipts.len()))]
+    async fn ack(&self, consumer: &Consumer, receipts: &[Receipt]) -> Result<u64> {
+        let groups = self.by_stream(receipts);
+        if groups.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for (_, stream, ids) in &groups {
+            pipe.cmd("XACK").arg(stream).arg(&consumer.group).arg(ids);
+        }
+        let counts: Vec<u64> = match pipe.query_async(&mut self.inner.conn.shared()).await {
+            Err(e) if is_nogroup(&e) => {
+                // The group is gone, and its pending entries with it: re-create it and
+                // count what is still pending (nothing, where it was lost).
+                let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
+                self.forget_groups(&consumer.group, &streams);
+                self.ensure_groups(&consumer.group, &streams).await?;
+                pipe.query_async(&mut self.inner.conn.shared()).await
+            }
+            r => r,
+        }
+        .map_err(error::map)?;
+        Ok(counts.into_iter().sum())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name, count = receipts.len()))]
+    async fn nack(&self, consumer: &Consumer, receipts: &[Receipt]) -> Result<()> {
+        let groups = self.by_stream(receipts);
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.nack.prepare_invoke();
+        inv.arg(&consumer.group).arg(&consumer.name);
+        for (_, stream, ids) in &groups {
+            inv.key(stream).arg(ids.len()).arg(ids);
+        }
+        let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
+        self.run_on_group(&consumer.group, &streams, &inv).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name))]
+    async fn reclaim(
+        &self,
+        consumer: &Consumer,
+        queues: &[QueueName],
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        if queues.is_empty() || count == 0 {
+            return Ok(Vec::new());
+        }
+        self.remember(consumer, queues);
+        let streams: Vec<String> = queues.iter().map(|q| self.inner.keys.stream(q)).collect();
+        let mut inv = self.inner.scripts.reclaim.prepare_invoke();
+        inv.arg(&consumer.group)
+            .arg(&consumer.name)
+            .arg(min_idle.as_millis() as u64)
+            .arg(count);
+        for s in &streams {
+            inv.key(s);
+        }
+        let value = self.run_on_group(&consumer.group, &streams, &inv).await?;
+        let mut out = Vec::new();
+        let mut poison = Vec::new();
+        for (queue, (stream, per_stream)) in queues
+            .iter()
+            .zip(streams.iter().zip(reply::array(value, "reclaim")?))
+        {
+            let mut parts = reply::array(per_stream, "reclaim")?.into_iter();
+            let (entries, lost) = (parts.next(), parts.next());
+            for e in reply::array(entries.unwrap_or(Value::Nil), "reclaim")? {
+                let mut fields = reply::array(e, "reclaim")?;
+                let count = fields
+                    .pop()
+                    .map(|c| reply::int(&c, "reclaim"))
+                    .transpose()?;
+                match entry(Value::Array(fields), "reclaim")? {
+                    (id, Ok((message, carried))) => {
+                        let count = count.unwrap_or(1).max(1) as u32;
+                        out.push(delivery(queue, id, message, carried + count));
+                    }
+                    (id, Err(err)) => {
+                        error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
+                        poison.push((stream.clone(), id));
+                    }
+                }
+            }
+            for id in reply::array(lost.unwrap_or(Value::Nil), "reclaim")? {
+                // With XQueue's trimming this cannot happen: someone else trimmed the stream.
+                error!(
+                    queue = %queue,
+                    id = %reply::string(&id, "reclaim")?,
+                    "a pending message was deleted from the stream (trimmed by another client); it is lost"
+                );
+            }
+        }
+        if !poison.is_empty() {
+            self.drop_poison(&consumer.group, poison).await;
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name, count = receipts.len()))]
+    async fn touch(&self, consumer: &Consumer, receipts: &[Receipt]) -> Result<()> {
+        let groups = self.by_stream(receipts);
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.touch.prepare_invoke();
+        inv.arg(&consumer.group).arg(&consumer.name);
+        for (_, stream, ids) in &groups {
+            inv.key(stream).arg(ids.len()).arg(ids);
+        }
+        let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
+        self.run_on_group(&consumer.group, &streams, &inv).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, group = %group))]
+    async fn info(&self, group: &str, queues: &[QueueName]) -> Result<Vec<QueueInfo>> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.inner.scripts.info.prepare_invoke();
+        inv.arg(group);
+        for q in queues {
+            inv.key(self.inner.keys.stream(q));
+        }
+        let value = self.run(&inv).await.map_err(error::map)?;
+        let what = "info";
+        let mut out = Vec::with_capacity(queues.len());
+        for (queue, v) in queues.iter().zip(reply::array(value, what)?) {
+            let parts = reply::array(v, what)?;
+            let [length, waiting, pending, groups, consumers] =
+                <[Value; 5]>::try_from(parts).map_err(|p| error::unexpected(what, p))?;
+            let mut members = Vec::new();
+            for c in reply::array(consumers, what)? {
+                let c = reply::array(c, what)?;
+                let [name, pending, idle] =
+                    <[Value; 3]>::try_from(c).map_err(|c| error::unexpected(what, c))?;
+                members.push(ConsumerInfo {
+                    name: reply::string(&name, what)?,
+                    pending: reply::int(&pending, what)?.max(0) as u64,
+                    idle_ms: reply::int(&idle, what)?.max(0) as u64,
+                });
+            }
+            out.push(QueueInfo {
+                queue: queue.to_string(),
+                length: reply::int(&length, what)?.max(0) as u64,
+                waiting: reply::int(&waiting, what)?.max(0) as u64,
+                pending: reply::int(&pending, what)?.max(0) as u64,
+                groups: reply::int(&groups, what)?.max(0) as u64,
+                consumers: members,
+                partitions: Vec::new(),
+            });
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name))]
+    async fn leave(&self, consumer: &Consumer) -> Result<()> {
+        let queues = {
+            let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
+            members.remove(consumer).unwrap_or_default()
+        };
+        if !queues.is_empty() {
+            let mut inv = self.inner.scripts.leave.prepare_invoke();
+            inv.arg(&consumer.group).arg(&consumer.name);
+            for q in &queues {
+                inv.key(self.inner.keys.stream(q));
+            }
+            match self.run(&inv).await {
+                Ok(removed) => debug!(removed = ?removed, "left the consumer group"),
+                Err(e) => {
+                    // Keep the queues so that a later `leave` can try again.
+                    self.remember(consumer, &queues.into_iter().collect::<Vec<_>>());
+                    return Err(error::map(e));
+                }
+            }
+        }
+        self.inner.conn.close_idle();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stream_id;
+
+    #[test]
+    fn stream_ids() {
+        assert!(is_stream_id("1700000000000-0"));
+        assert!(is_stream_id("0-1"));
+        assert!(!is_stream_id("1700000000000"));
+        assert!(!is_stream_id("a-1"));
+        assert!(!is_stream_id("-"));
+        assert!(!is_stream_id("1-2-3"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The key layout: every key XQueue writes, under one prefix.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{prefix}:stream:{queue}` | stream | a queue's messages; one consumer group per group name |
+//! | `{prefix}:task:{id}` | hash | a task record (one field per [`xqueue_core::Task`] field) |
+//! | `{prefix}:status:{status}` | sorted set | task ids in a status; score: `created_at` (or `finished_at` for finished statuses) |
+//! | `{prefix}:schedule` | sorted set | task ids waiting for their run time; score: when due |
+//! | `{prefix}:limits` | hash | task type → concurrency limit |
+//! | `{prefix}:permits:{type}` | hash | holder → permits of that type it holds |
+//! | `{prefix}:holder:{holder}` | set | types a holder holds permits of |
+//! | `{prefix}:holders` | sorted set | holder → lease expiry (server time, ms) |
+//!
+//! The state and limiter scripts build their keys from the prefix the same way
+//! (`scripts/state_lib.lua`, `scripts/limiter_lib.lua`).
+
+use xqueue_core::QueueName;
+
+/// Builds keys under one prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The prefix, as passed to scripts.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The stream of a queue.
+    pub(crate) fn stream(&self, queue: &QueueName) -> String {
+        format!("{}:stream:{}", self.prefix, queue.as_str())
+    }
+
+    /// A task record.
+    pub(crate) fn task(&self, id: &str) -> String {
+        format!("{}:task:{id}", self.prefix)
+    }
+
+    /// The index of a status.
+    pub(crate) fn status(&self, status: xqueue_core::TaskStatus) -> String {
+        format!("{}:status:{}", self.prefix, status.as_str())
+    }
+
+    /// The schedule.
+    pub(crate) fn schedule(&self) -> String {
+        format!("{}:schedule", self.prefix)
+    }
+
+    /// The limits hash.
+    pub(crate) fn limits(&self) -> String {
+        format!("{}:limits", self.prefix)
+    }
+}

@@ -1,0 +1,332 @@
+//! Task state in Redis: one hash per task, a sorted set per status, and the schedule.
+//!
+//! Every state change is one Lua script (`scripts/state_*.lua`) per batch: atomic, so two
+//! instances can never both start or claim the same task, and one round trip.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use xqueue_core::{
+    Begin, Completion, Error, Outcome, Result, StateStore, StatusCounts, Task, TaskId, TaskStatus,
+    UnixMillis,
+};
+
+use crate::backend::RedisBackend;
+use crate::codec;
+use crate::error::{self, KIND};
+use crate::reply;
+
+/// Tasks looked at per script call by the "all" forms of `requeue_failed` and `purge_failed`.
+const SWEEP_BATCH: usize = 1000;
+
+impl RedisBackend {
+    fn task_from(&self, fields: Value, what: &str) -> Result<Task> {
+        codec::decode_task(&reply::field_map(fields, what)?)
+    }
+
+    fn tasks_from(&self, list: Value, what: &str) -> Result<Vec<Task>> {
+        reply::array(list, what)?
+            .into_iter()
+            .map(|f| self.task_from(f, what))
+            .collect()
+    }
+
+    /// Runs one of the "ids or all" sweeps; returns how many tasks it changed.
+    async fn sweep(
+        &self,
+        script: &redis::Script,
+        head: &[String],
+        ids: Option<&[TaskId]>,
+        what: &str,
+    ) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let mut inv = script.prepare_invoke();
+            inv.arg(self.inner.keys.prefix()).arg(head);
+            match ids {
+                Some(ids) => {
+                    inv.arg("ids").arg(0);
+                    for id in ids {
+                        inv.arg(id.as_str());
+                    }
+                }
+                None => {
+                    inv.arg("all").arg(SWEEP_BATCH);
+                }
+            }
+            let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
+            let changed = r
+                .first()
+                .map(|v| reply::int(v, what))
+                .transpose()?
+                .unwrap_or(0);
+            let looked = r
+                .get(1)
+                .map(|v| reply::int(v, what))
+                .transpose()?
+                .unwrap_or(0);
+            total += changed.max(0) as u64;
+            if ids.is_some() || (looked as usize) < SWEEP_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, count = tasks.len()))]
+    async fn insert(&self, tasks: &[Task]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.insert.prepare_invoke();
+        let fields_per_task = codec::task_fields(&tasks[0]).len();
+        inv.arg(self.inner.keys.prefix()).arg(fields_per_task);
+        for t in tasks {
+            for (name, value) in codec::task_fields(t) {
+                inv.arg(name).arg(value);
+            }
+        }
+        self.run(&inv).await.map_err(error::map)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.inner.keys.task(id.as_str()))
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        codec::decode_task(&fields).map(Some)
+    }
+
+    async fn list(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.inner.conn.shared();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.inner.keys.status(status))
+            .arg(0)
+            .arg(limit as i64 - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(error::map)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(self.inner.keys.task(id));
+        }
+        let records: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut conn).await.map_err(error::map)?;
+        let mut out = Vec::with_capacity(records.len());
+        for fields in records {
+            // A task deleted between the two round trips is skipped; one that changed status
+            // since is left out too, so the list holds only tasks in `status`.
+            if fields.is_empty() {
+                continue;
+            }
+            let task = codec::decode_task(&fields)?;
+            if task.status == status {
+                out.push(task);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn counts(&self) -> Result<StatusCounts> {
+        let mut pipe = redis::pipe();
+        for status in TaskStatus::ALL {
+            pipe.cmd("ZCARD").arg(self.inner.keys.status(status));
+        }
+        let counts: Vec<u64> = pipe
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        let mut out = StatusCounts::default();
+        for (status, n) in TaskStatus::ALL.into_iter().zip(counts) {
+            *out.get_mut(status) = n;
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, worker, count = ids.len()))]
+    async fn begin(&self, ids: &[TaskId], worker: &str, now: UnixMillis) -> Result<Vec<Begin>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.inner.scripts.begin.prepare_invoke();
+        inv.arg(self.inner.keys.prefix()).arg(worker).arg(now);
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        let what = "begin";
+        let answers = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
+        if answers.len() != ids.len() {
+            return Err(error::unexpected(what, answers));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, answer) in ids.iter().zip(answers) {
+            let mut parts = reply::array(answer, what)?.into_iter();
+            let (Some(tag), Some(body)) = (parts.next(), parts.next()) else {
+                return Err(error::unexpected(what, "a short answer"));
+            };
+            if reply::int(&tag, what)? == 1 {
+                out.push(Begin::Run(self.task_from(body, what)?));
+            } else {
+                let status = reply::string(&body, what)?;
+                let status = if status.is_empty() {
+                    None
+                } else {
+                    Some(status.parse()?)
+                };
+                out.push(Begin::Skip {
+                    id: id.clone(),
+                    status,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, count = completions.len()))]
+    async fn complete(&self, completions: &[Completion]) -> Result<()> {
+        if completions.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.complete.prepare_invoke();
+        inv.arg(self.inner.keys.prefix());
+        for c in completions {
+            let (outcome, data, run_at) = match &c.outcome {
+                Outcome::Success { result } => ("success", result.to_string(), String::new()),
+                Outcome::Retry { error, run_at } => ("retry", error.clone(), run_at.to_string()),
+                Outcome::Failed { error } => ("failed", error.clone(), String::new()),
+            };
+            inv.arg(c.id.as_str())
+                .arg(outcome)
+                .arg(c.at)
+                .arg(data)
+                .arg(run_at);
+        }
+        self.run(&inv).await.map_err(error::map)?;
+        Ok(())
+    }
+
+    async fn unbegin(&self, ids: &[TaskId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.inner.scripts.unbegin.prepare_invoke();
+        inv.arg(self.inner.keys.prefix());
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        self.run(&inv).await.map_err(error::map)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, limit))]
+    async fn claim_due(&self, now: UnixMillis, lease: Duration, limit: usize) -> Result<Vec<Task>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.inner.scripts.claim_due.prepare_invoke();
+        inv.arg(self.inner.keys.prefix())
+            .arg(now)
+            .arg(lease.as_millis() as u64)
+            .arg(limit);
+        let value = self.run(&inv).await.map_err(error::map)?;
+        self.tasks_from(value, "claim_due")
+    }
+
+    async fn release_due(&self, ids: &[TaskId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.inner.keys.schedule())
+            .arg(&ids)
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, task_id = %id))]
+    async fn cancel(&self, id: &TaskId, now: UnixMillis) -> Result<Task> {
+        let mut inv = self.inner.scripts.cancel.prepare_invoke();
+        inv.arg(self.inner.keys.prefix()).arg(id.as_str()).arg(now);
+        let what = "cancel";
+        let mut parts = reply::array(self.run(&inv).await.map_err(error::map)?, what)?.into_iter();
+        let tag = parts
+            .next()
+            .map(|t| reply::string(&t, what))
+            .transpose()?
+            .unwrap_or_default();
+        match (tag.as_str(), parts.next()) {
+            ("ok", Some(fields)) => self.task_from(fields, what),
+            ("missing", _) => Err(Error::task_not_found(id)),
+            ("conflict", Some(status)) => Err(Error::Conflict {
+                id: id.to_string(),
+                status: reply::string(&status, what)?.parse()?,
+                reason: "only a task that has not started can be cancelled".into(),
+            }),
+            _ => Err(error::unexpected(what, tag)),
+        }
+    }
+
+    async fn requeue_failed(&self, ids: Option<&[TaskId]>, now: UnixMillis) -> Result<u64> {
+        let script = &self.inner.scripts.requeue_failed;
+        self.sweep(script, &[now.to_string()], ids, "requeue_failed")
+            .await
+    }
+
+    async fn purge_failed(&self, ids: Option<&[TaskId]>) -> Result<u64> {
+        let script = &self.inner.scripts.purge;
+        self.sweep(script, &["failed".to_string()], ids, "purge")
+            .await
+    }
+
+    async fn purge_finished(
+        &self,
+        status: TaskStatus,
+        before: UnixMillis,
+        limit: usize,
+    ) -> Result<u64> {
+        if !status.is_finished() {
+            return Err(Error::invalid(
+                "status",
+                format!("{status} is not a finished status"),
+            ));
+        }
+        if limit == 0 {
+            return Ok(0);
+        }
+        let mut inv = self.inner.scripts.purge.prepare_invoke();
+        inv.arg(self.inner.keys.prefix())
+            .arg(status.as_str())
+            .arg("before")
+            .arg(limit)
+            .arg(before);
+        let what = "purge_finished";
+        let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
+        Ok(r.first()
+            .map(|v| reply::int(v, what))
+            .transpose()?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+}
