@@ -10,17 +10,25 @@
 //! implementation. [`TaskManager`] holds all policy (validation, retries, scheduling,
 //! dead-lettering, the worker pool) once, for every backend.
 
+pub mod config;
 pub mod error;
 pub mod handler;
 pub mod limiter;
+mod maintenance;
+pub mod manager;
 pub mod memory;
+mod pool;
 pub mod queue;
 pub mod state;
 pub mod task;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
+pub use config::{Backoff, ManagerConfig};
 pub use error::{Error, Result};
 pub use handler::{HandlerOptions, TaskError, TaskHandler};
 pub use limiter::ConcurrencyLimiter;
+pub use manager::{QueueStats, ShutdownReport, Stats, TaskManager, WorkerStats};
 pub use queue::{
     Capabilities, Consumer, ConsumerInfo, Delivery, FetchRequest, PartitionInfo, QueueBackend,
     QueueInfo, Receipt,

@@ -58,6 +58,7 @@ impl StatusCounts {
 
 /// What [`StateStore::begin`] decided for one task.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // Lives briefly in one batch; boxing buys nothing.
 pub enum Begin {
     /// Run it: the task is now `processing`, `attempts` counts this attempt.
     Run(Task),

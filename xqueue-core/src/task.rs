@@ -438,7 +438,10 @@ mod tests {
         assert_eq!(id.as_str().parse::<TaskId>().unwrap(), id);
         assert!(matches!(
             "../etc".parse::<TaskId>(),
-            Err(Error::InvalidInput { field: "task_id", .. })
+            Err(Error::InvalidInput {
+                field: "task_id",
+                ..
+            })
         ));
     }
 

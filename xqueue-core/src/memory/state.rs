@@ -99,7 +99,10 @@ impl StateStore for MemoryStateStore {
     async fn insert(&self, tasks: &[Task]) -> Result<()> {
         let mut s = self.lock();
         if let Some(t) = tasks.iter().find(|t| s.tasks.contains_key(&t.id)) {
-            return Err(Error::invalid("task_id", format!("task {} already exists", t.id)));
+            return Err(Error::invalid(
+                "task_id",
+                format!("task {} already exists", t.id),
+            ));
         }
         for t in tasks {
             s.tasks.insert(t.id.clone(), t.clone());
@@ -239,7 +242,10 @@ impl StateStore for MemoryStateStore {
     async fn release_due(&self, ids: &[TaskId]) -> Result<()> {
         let mut s = self.lock();
         for id in ids {
-            if matches!(s.tasks.get(id).map(|t| t.status), Some(TaskStatus::Pending) | None) {
+            if matches!(
+                s.tasks.get(id).map(|t| t.status),
+                Some(TaskStatus::Pending) | None
+            ) {
                 s.unschedule(id);
             }
         }
@@ -269,7 +275,9 @@ impl StateStore for MemoryStateStore {
 
     async fn requeue_failed(&self, ids: Option<&[TaskId]>, now: UnixMillis) -> Result<u64> {
         let mut s = self.lock();
-        let ids = ids.map(<[TaskId]>::to_vec).unwrap_or_else(|| s.ids_in(TaskStatus::Failed));
+        let ids = ids
+            .map(<[TaskId]>::to_vec)
+            .unwrap_or_else(|| s.ids_in(TaskStatus::Failed));
         let mut n = 0;
         for id in ids {
             if s.tasks.get(&id).map(|t| t.status) != Some(TaskStatus::Failed) {
@@ -288,7 +296,9 @@ impl StateStore for MemoryStateStore {
 
     async fn purge_failed(&self, ids: Option<&[TaskId]>) -> Result<u64> {
         let mut s = self.lock();
-        let ids = ids.map(<[TaskId]>::to_vec).unwrap_or_else(|| s.ids_in(TaskStatus::Failed));
+        let ids = ids
+            .map(<[TaskId]>::to_vec)
+            .unwrap_or_else(|| s.ids_in(TaskStatus::Failed));
         let mut n = 0;
         for id in ids {
             if s.tasks.get(&id).map(|t| t.status) == Some(TaskStatus::Failed) && s.remove(&id) {
@@ -305,7 +315,10 @@ impl StateStore for MemoryStateStore {
         limit: usize,
     ) -> Result<u64> {
         if !status.is_finished() {
-            return Err(Error::invalid("status", format!("{status} is not a finished status")));
+            return Err(Error::invalid(
+                "status",
+                format!("{status} is not a finished status"),
+            ));
         }
         let mut s = self.lock();
         let old: Vec<TaskId> = s

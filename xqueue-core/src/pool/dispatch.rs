@@ -1,0 +1,227 @@
+//! The two loops of a lane: fetch into the buffer, dispatch from it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{lock_mutex, run, Engine, Lane};
+use crate::queue::FetchRequest;
+use crate::state::Begin;
+use crate::task::{now_millis, TaskId};
+
+/// Growing pause after backend errors: 50 ms doubling to 5 s.
+pub(crate) struct ErrorBackoff(Duration);
+
+impl ErrorBackoff {
+    pub fn new() -> Self {
+        ErrorBackoff(Duration::from_millis(50))
+    }
+
+    pub fn reset(&mut self) {
+        self.0 = Duration::from_millis(50);
+    }
+
+    pub fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        d
+    }
+}
+
+/// Keeps the lane's buffer filled while it has room.
+pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
+    let stop = engine.stop_intake.clone();
+    let capacity = engine.config.batch_size.max(1);
+    let mut backoff = ErrorBackoff::new();
+    while !stop.is_cancelled() {
+        let space = lane.space.notified();
+        let room = capacity.saturating_sub(lane.len());
+        if room == 0 {
+            tokio::select! {
+                _ = space => continue,
+                _ = stop.cancelled() => return,
+            }
+        }
+        let req = FetchRequest {
+            consumer: engine.consumer.clone(),
+            queues: lane.queues.clone(),
+            count: room,
+            block: engine.config.block_timeout,
+        };
+        // Not raced against `stop`: a fetch dropped mid-flight may already have delivered
+        // messages to this consumer, which would then wait for an idle reclaim. The fetch
+        // ends within its block timeout; shutdown waits for it and gives back what it got.
+        let fetched = engine.backends.queue.fetch(&req).await;
+        match fetched {
+            Ok(deliveries) => {
+                backoff.reset();
+                lane.push(deliveries);
+            }
+            Err(e) => {
+                let pause = backoff.next();
+                tracing::warn!(task_type = %lane.task_type, error = %e, ?pause, "fetch failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Starts buffered tasks whenever a worker slot and a concurrency permit are free.
+pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
+    let stop = engine.stop_intake.clone();
+    let mut backoff = ErrorBackoff::new();
+    // Pause while the type is at its limit elsewhere in the cluster.
+    let mut limit_wait = Duration::from_millis(1);
+    loop {
+        let work = lane.work.notified();
+        let waiting = lane.len();
+        if waiting == 0 {
+            tokio::select! {
+                _ = work => continue,
+                _ = stop.cancelled() => return,
+            }
+        }
+        let first = tokio::select! {
+            p = engine.workers.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let mut slots = vec![first];
+        while slots.len() < waiting {
+            match engine.workers.clone().try_acquire_owned() {
+                Ok(p) => slots.push(p),
+                Err(_) => break,
+            }
+        }
+        let limiter = &engine.backends.limiter;
+        let holder = &engine.consumer.name;
+        let granted = match limiter
+            .acquire(&lane.task_type, holder, slots.len() as u32)
+            .await
+        {
+            Ok(n) => n as usize,
+            Err(e) => {
+                drop(slots);
+                let pause = backoff.next();
+                tracing::warn!(task_type = %lane.task_type, error = %e, "limiter unavailable");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        if granted == 0 {
+            // At the limit: free the slots for other types and wait for a local release or
+            // poll for a release elsewhere.
+            drop(slots);
+            let freed = lane.permit_freed.notified();
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep(limit_wait) => {}
+                _ = stop.cancelled() => return,
+            }
+            limit_wait = (limit_wait * 2).min(Duration::from_millis(50));
+            continue;
+        }
+        limit_wait = Duration::from_millis(1);
+        slots.truncate(granted);
+        let picked = lane.pick(granted);
+        if picked.len() < granted {
+            let extra = (granted - picked.len()) as u32;
+            slots.truncate(picked.len());
+            let _ = limiter.release(&lane.task_type, holder, extra).await;
+        }
+        if picked.is_empty() {
+            continue;
+        }
+        let ids: Vec<TaskId> = picked.iter().map(|d| d.message.task_id.clone()).collect();
+        let begun = match engine
+            .backends
+            .state
+            .begin(&ids, holder, now_millis())
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                let n = picked.len() as u32;
+                lane.put_back(picked);
+                let _ = limiter.release(&lane.task_type, holder, n).await;
+                let pause = backoff.next();
+                tracing::warn!(task_type = %lane.task_type, error = %e, ?pause, "could not start tasks");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        backoff.reset();
+        for ((delivery, begin), slot) in picked.into_iter().zip(begun).zip(slots) {
+            start(&engine, &lane, delivery, begin, slot);
+        }
+    }
+}
+
+fn start(
+    engine: &Arc<Engine>,
+    lane: &Arc<Lane>,
+    delivery: crate::queue::Delivery,
+    begin: Begin,
+    slot: OwnedSemaphorePermit,
+) {
+    match begin {
+        Begin::Skip { id, status } => {
+            tracing::debug!(task_id = %id, ?status, "skipping delivery of a task that is not runnable");
+            engine.send_done(run::Done {
+                receipt: delivery.receipt,
+                task_type: lane.task_type.clone(),
+                completion: None,
+                permit: true,
+            });
+        }
+        Begin::Run(task) => {
+            let too_many_deliveries = delivery.delivery_count > engine.config.max_deliveries;
+            let too_many_starts = task.attempts > task.max_retries.saturating_add(1);
+            if too_many_deliveries || too_many_starts {
+                let error = format!(
+                    "poison task: delivered {} times, started {} times, never completed",
+                    delivery.delivery_count, task.attempts
+                );
+                tracing::error!(task_id = %task.id, task_type = %task.task_type, %error, "dead-lettering");
+                engine
+                    .counters
+                    .dead_lettered
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                engine.send_done(run::Done {
+                    receipt: delivery.receipt,
+                    task_type: lane.task_type.clone(),
+                    completion: Some(super::completion(
+                        task.id,
+                        crate::state::Outcome::Failed { error },
+                    )),
+                    permit: true,
+                });
+                return;
+            }
+            let receipt = delivery.receipt.clone();
+            let task_id = task.id.clone();
+            // Registered under the lock the run takes to deregister itself, so a run that ends
+            // at once cannot leave a stale entry behind.
+            let mut running = lock_mutex(&engine.running);
+            let handle = tokio::spawn(run::run(engine.clone(), lane.clone(), task, delivery, slot));
+            running.insert(
+                receipt,
+                super::Running {
+                    task_id,
+                    task_type: lane.task_type.clone(),
+                    abort: handle.abort_handle(),
+                },
+            );
+        }
+    }
+}

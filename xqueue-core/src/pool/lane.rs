@@ -1,0 +1,214 @@
+//! A lane: the buffer of fetched-but-not-started deliveries of one task type.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::handler::{HandlerOptions, TaskHandler};
+use crate::queue::{Delivery, Receipt};
+use crate::task::QueueName;
+
+/// Every this-many picks, the oldest buffered delivery goes first regardless of priority.
+pub(crate) const FIFO_EVERY: u64 = 4;
+
+/// One task type's handler, settings and local buffer.
+pub(crate) struct Lane {
+    pub task_type: String,
+    pub handler: Arc<dyn TaskHandler>,
+    pub options: HandlerOptions,
+    pub queues: Vec<QueueName>,
+    buffer: Mutex<Buffer>,
+    /// The buffer gained deliveries.
+    pub work: Notify,
+    /// The buffer has room again.
+    pub space: Notify,
+    /// A concurrency permit of this type was released by this instance.
+    pub permit_freed: Notify,
+}
+
+#[derive(Default)]
+struct Buffer {
+    items: Vec<Buffered>,
+    picks: u64,
+}
+
+struct Buffered {
+    delivery: Delivery,
+    arrived: Instant,
+}
+
+impl Lane {
+    pub fn new(handler: Arc<dyn TaskHandler>, options: HandlerOptions) -> Self {
+        let task_type = handler.task_type().to_owned();
+        Lane {
+            queues: QueueName::all_for_type(&task_type),
+            task_type,
+            handler,
+            options,
+            buffer: Mutex::new(Buffer::default()),
+            work: Notify::new(),
+            space: Notify::new(),
+            permit_freed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Adds deliveries, skipping any whose receipt is already held here.
+    pub fn push(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let mut b = self.lock();
+            for d in deliveries {
+                if b.items.iter().any(|x| x.delivery.receipt == d.receipt) {
+                    continue;
+                }
+                b.items.push(Buffered {
+                    delivery: d,
+                    arrived: now,
+                });
+            }
+        }
+        self.work.notify_one();
+    }
+
+    /// Puts deliveries back at the front (a dispatch that could not start them).
+    pub fn put_back(&self, deliveries: Vec<Delivery>) {
+        let mut b = self.lock();
+        let epoch = b
+            .items
+            .iter()
+            .map(|x| x.arrived)
+            .min()
+            .unwrap_or_else(Instant::now);
+        for d in deliveries {
+            b.items.push(Buffered {
+                delivery: d,
+                arrived: epoch,
+            });
+        }
+        drop(b);
+        self.work.notify_one();
+    }
+
+    /// Takes up to `n` deliveries by the priority policy: the highest priority first (oldest
+    /// first among equals), except that every [`FIFO_EVERY`]th pick takes the oldest, so
+    /// low priorities always progress.
+    pub fn pick(&self, n: usize) -> Vec<Delivery> {
+        let mut b = self.lock();
+        let mut out = Vec::with_capacity(n.min(b.items.len()));
+        while out.len() < n && !b.items.is_empty() {
+            b.picks += 1;
+            let fifo = b.picks % FIFO_EVERY == 0;
+            let idx = b
+                .items
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, x)| {
+                    let age = (x.arrived, x.delivery.message.enqueued_at, *i);
+                    if fifo {
+                        (0, age)
+                    } else {
+                        (u8::MAX - x.delivery.message.priority, age)
+                    }
+                })
+                .map(|(i, _)| i)
+                .expect("non-empty");
+            out.push(b.items.swap_remove(idx).delivery);
+        }
+        drop(b);
+        if !out.is_empty() {
+            self.space.notify_one();
+        }
+        out
+    }
+
+    /// Takes every buffered delivery (shutdown).
+    pub fn drain(&self) -> Vec<Delivery> {
+        let items = std::mem::take(&mut self.lock().items);
+        items.into_iter().map(|x| x.delivery).collect()
+    }
+
+    /// Receipts of the buffered deliveries.
+    pub fn receipts(&self) -> Vec<Receipt> {
+        self.lock()
+            .items
+            .iter()
+            .map(|x| x.delivery.receipt.clone())
+            .collect()
+    }
+
+    /// Whether `receipt` is buffered here.
+    pub fn holds(&self, receipt: &Receipt) -> bool {
+        self.lock()
+            .items
+            .iter()
+            .any(|x| &x.delivery.receipt == receipt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::TaskError;
+    use crate::task::{Message, Task, TaskId};
+    use async_trait::async_trait;
+    use serde_json::Value;
+
+    struct Noop;
+    #[async_trait]
+    impl TaskHandler for Noop {
+        fn task_type(&self) -> &str {
+            "t"
+        }
+        async fn handle(&self, _: &Task) -> Result<Value, TaskError> {
+            Ok(Value::Null)
+        }
+    }
+
+    fn d(tag: u32, priority: u8) -> Delivery {
+        Delivery {
+            receipt: Receipt {
+                queue: QueueName::raw("t.normal"),
+                tag: tag.to_string(),
+            },
+            message: Message {
+                task_id: TaskId::generate(),
+                task_type: "t".into(),
+                priority,
+                enqueued_at: tag as u64,
+            },
+            delivery_count: 1,
+        }
+    }
+
+    #[test]
+    fn picks_highest_priority_but_lets_the_oldest_through() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        // One old low-priority task, then a stream of high-priority ones.
+        lane.push(vec![d(0, 0)]);
+        lane.push((1..=20).map(|i| d(i, 9)).collect());
+        let order: Vec<u8> = (0..8).map(|_| lane.pick(1)[0].message.priority).collect();
+        // Three highs, then the oldest (the low one) on the fourth pick.
+        assert_eq!(&order[..4], &[9, 9, 9, 0]);
+        assert!(order[4..].iter().all(|p| *p == 9));
+    }
+
+    #[test]
+    fn duplicate_receipts_are_buffered_once() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        lane.push(vec![d(1, 5), d(1, 5)]);
+        assert_eq!(lane.len(), 1);
+        assert!(lane.holds(&d(1, 5).receipt));
+    }
+}

@@ -1,0 +1,154 @@
+//! Running one attempt, and the completer that records attempts in batches.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tracing::Instrument;
+
+use super::dispatch::ErrorBackoff;
+use super::{completion, lock_mutex, Engine, Lane};
+use crate::handler::TaskError;
+use crate::queue::{Delivery, Receipt};
+use crate::state::{Completion, Outcome};
+use crate::task::{now_millis, Task};
+
+/// A delivery the pool is done with.
+pub(crate) struct Done {
+    pub receipt: Receipt,
+    pub task_type: String,
+    /// What to record; `None` when the task was skipped (nothing to record, just ack).
+    pub completion: Option<Completion>,
+    /// Whether a concurrency permit of `task_type` is to be released.
+    pub permit: bool,
+}
+
+/// Runs one attempt of `task` and hands the outcome to the completer.
+pub(crate) async fn run(
+    engine: Arc<Engine>,
+    lane: Arc<Lane>,
+    task: Task,
+    delivery: Delivery,
+    slot: OwnedSemaphorePermit,
+) {
+    let span = tracing::info_span!(
+        "task",
+        task_id = %task.id,
+        task_type = %task.task_type,
+        attempt = task.attempts,
+        consumer = %engine.consumer.name,
+        backend = engine.backends.queue.kind(),
+    );
+    let outcome = attempt(&engine, &lane, &task).instrument(span).await;
+    drop(slot);
+    lock_mutex(&engine.running).remove(&delivery.receipt);
+    engine.running_changed.notify_waiters();
+    engine.send_done(Done {
+        receipt: delivery.receipt,
+        task_type: lane.task_type.clone(),
+        completion: Some(completion(task.id, outcome)),
+        permit: true,
+    });
+}
+
+async fn attempt(engine: &Engine, lane: &Lane, task: &Task) -> Outcome {
+    engine.counters.started.fetch_add(1, Ordering::Relaxed);
+    let timeout = task
+        .timeout_ms
+        .map(Duration::from_millis)
+        .or(lane.options.timeout);
+    let call = AssertUnwindSafe(lane.handler.handle(task)).catch_unwind();
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(r) => r,
+            Err(_) => Ok(Err(TaskError::retry(format!("timed out after {t:?}")))),
+        },
+        None => call.await,
+    };
+    let result = result.unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".into());
+        Err(TaskError::retry(format!("handler panicked: {msg}")))
+    });
+    let c = &engine.counters;
+    match result {
+        Ok(result) => {
+            c.succeeded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("task succeeded");
+            Outcome::Success { result }
+        }
+        Err(e) => {
+            c.failed_attempts.fetch_add(1, Ordering::Relaxed);
+            if e.is_retryable() && task.attempts <= task.max_retries {
+                c.retried.fetch_add(1, Ordering::Relaxed);
+                let wait = engine.config.retry_backoff.delay(task.attempts);
+                tracing::info!(error = %e, ?wait, "attempt failed; retrying");
+                Outcome::Retry {
+                    error: e.message().to_owned(),
+                    run_at: now_millis() + wait.as_millis() as u64,
+                }
+            } else {
+                c.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                let why = if e.is_retryable() {
+                    format!("{} (after {} attempts)", e.message(), task.attempts)
+                } else {
+                    e.message().to_owned()
+                };
+                tracing::warn!(error = %why, "task failed; dead-lettered");
+                Outcome::Failed { error: why }
+            }
+        }
+    }
+}
+
+/// Records finished attempts, acks their deliveries and releases their permits, in batches.
+///
+/// Order per batch: state first, then ack. A crash between the two redelivers the message,
+/// and `begin` then skips the already-finished task: nothing runs twice for that reason.
+pub(crate) async fn completer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Done>) {
+    let mut batch = Vec::with_capacity(512);
+    let mut backoff = ErrorBackoff::new();
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let completions: Vec<Completion> =
+            batch.iter().filter_map(|d| d.completion.clone()).collect();
+        if !completions.is_empty() {
+            while let Err(e) = engine.backends.state.complete(&completions).await {
+                let pause = backoff.next();
+                tracing::warn!(error = %e, ?pause, "could not record finished tasks; retrying");
+                tokio::time::sleep(pause).await;
+            }
+        }
+        let receipts: Vec<Receipt> = batch.iter().map(|d| d.receipt.clone()).collect();
+        while let Err(e) = engine.backends.queue.ack(&engine.consumer, &receipts).await {
+            let pause = backoff.next();
+            tracing::warn!(error = %e, ?pause, "could not ack; retrying");
+            tokio::time::sleep(pause).await;
+        }
+        let mut permits: HashMap<&str, u32> = HashMap::new();
+        for d in batch.iter().filter(|d| d.permit) {
+            *permits.entry(d.task_type.as_str()).or_default() += 1;
+        }
+        for (task_type, n) in permits {
+            if let Err(e) = engine
+                .backends
+                .limiter
+                .release(task_type, &engine.consumer.name, n)
+                .await
+            {
+                tracing::warn!(%task_type, error = %e, "could not release permits; they expire with the lease");
+            }
+            if let Some(lane) = engine.lane(task_type) {
+                lane.permit_freed.notify_waiters();
+            }
+        }
+        backoff.reset();
+        batch.clear();
+    }
+}
