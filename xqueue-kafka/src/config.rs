@@ -39,6 +39,11 @@ pub struct KafkaConfig {
     /// Messages read ahead per queue and consumer; past this the queue's partitions are paused
     /// until the buffer is half empty, so one saturated queue never stalls another. Default 1000.
     pub buffer_per_queue: usize,
+    /// When partitions are taken away in a rebalance, how long this member waits for its
+    /// deliveries from them to be acked before it commits and lets go; deliveries still
+    /// running after that are redelivered to the new owner (and may run twice). At most half
+    /// of `max_poll_interval`. Default 10 s.
+    pub revoke_drain: Duration,
     /// How long the first fetch of a new subscription waits for the group to assign partitions
     /// (on top of its `block`) before it gives up with an empty result. Default 60 s.
     pub assignment_timeout: Duration,
@@ -70,6 +75,7 @@ impl Default for KafkaConfig {
             commit_interval: Duration::from_secs(1),
             fetch_wait_max: Duration::from_millis(100),
             buffer_per_queue: 1000,
+            revoke_drain: Duration::from_secs(10),
             assignment_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             security_protocol: None,
@@ -204,6 +210,7 @@ impl fmt::Debug for KafkaConfig {
             .field("commit_interval", &self.commit_interval)
             .field("fetch_wait_max", &self.fetch_wait_max)
             .field("buffer_per_queue", &self.buffer_per_queue)
+            .field("revoke_drain", &self.revoke_drain)
             .field("assignment_timeout", &self.assignment_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("security_protocol", &self.security_protocol)

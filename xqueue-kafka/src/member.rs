@@ -30,7 +30,7 @@ use crate::offsets::PartitionTracker;
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Subscription changes closer together than this are applied as one (one rebalance when a
 /// worker pool starts a fetcher per task type).
-const SUBSCRIBE_DEBOUNCE: Duration = Duration::from_millis(50);
+const SUBSCRIBE_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Most messages taken from librdkafka per wake-up before the thread looks at its other work.
 const POLL_BATCH: usize = 512;
 
@@ -148,6 +148,7 @@ pub(crate) struct Shared {
     stop: AtomicBool,
     buffer_cap: usize,
     request_timeout: Duration,
+    revoke_drain: Duration,
 }
 
 impl Shared {
@@ -156,39 +157,65 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Partitions taken away: commit what is done, forget the rest (its owner-to-be reads it
-    /// again from the committed position).
+    /// Partitions taken away: stop handing out their buffered messages, give deliveries in
+    /// flight up to `revoke_drain` to finish, commit what is done and forget the rest (the
+    /// next owner reads it again from the committed position).
     fn revoke(&self, consumer: &BaseConsumer<MemberContext>, revoked: &TopicPartitionList) {
-        let mut commit = TopicPartitionList::new();
+        let tps: Vec<Tp> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let lost = consumer.assignment_lost();
         {
             let mut st = self.lock();
-            for elem in revoked.elements() {
-                let tp = (elem.topic().to_string(), elem.partition());
-                if let Some(mut tracker) = st.trackers.remove(&tp) {
-                    tracker.advance();
-                    if let Some(pos) = tracker.stored() {
-                        let _ = commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
-                    }
-                    let dropped = tracker.pending();
-                    if dropped > 0 {
-                        tracing::info!(
-                            backend = KIND,
-                            topic = %tp.0,
-                            partition = tp.1,
-                            in_flight = dropped,
-                            "partition revoked with deliveries in flight; they will be redelivered"
-                        );
-                    }
-                }
+            for tp in &tps {
                 if let Some(buf) = st.buffers.get_mut(&tp.0) {
                     buf.retain(|m| m.partition != tp.1);
                 }
-                st.assigned.remove(&tp);
-                st.paused.remove(&tp);
-                st.dirty.remove(&tp);
+                st.assigned.remove(tp);
+                st.paused.remove(tp);
+                st.dirty.remove(tp);
             }
         }
-        if commit.count() > 0 && !consumer.assignment_lost() {
+        let until = Instant::now() + self.revoke_drain;
+        while !lost && Instant::now() < until {
+            let in_flight: usize = {
+                let st = self.lock();
+                tps.iter()
+                    .filter_map(|tp| st.trackers.get(tp))
+                    .map(PartitionTracker::pending)
+                    .sum()
+            };
+            if in_flight == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut commit = TopicPartitionList::new();
+        {
+            let mut st = self.lock();
+            for tp in &tps {
+                let Some(mut tracker) = st.trackers.remove(tp) else {
+                    continue;
+                };
+                tracker.advance();
+                if let Some(pos) = tracker.stored() {
+                    let _ = commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
+                }
+                let dropped = tracker.pending();
+                if dropped > 0 {
+                    tracing::info!(
+                        backend = KIND,
+                        topic = %tp.0,
+                        partition = tp.1,
+                        in_flight = dropped,
+                        "partition revoked with deliveries in flight; they will be redelivered"
+                    );
+                }
+            }
+        }
+        if commit.count() > 0 && !lost {
             if let Err(e) = consumer.store_offsets(&commit) {
                 tracing::debug!(backend = KIND, error = %e, "storing offsets on revoke");
             }
@@ -273,6 +300,7 @@ impl Member {
             stop: AtomicBool::new(false),
             buffer_cap: cfg.buffer_per_queue,
             request_timeout: cfg.request_timeout,
+            revoke_drain: cfg.revoke_drain.min(cfg.max_poll_interval / 2),
         });
         let context = MemberContext {
             shared: shared.clone(),
@@ -566,11 +594,16 @@ fn poll_batch(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
                 match decoded {
                     Ok(Some(message)) => {
                         tracker.read(offset);
-                        st.buffers.entry(tp.0).or_default().push_back(Buffered {
+                        let buf = st.buffers.entry(tp.0).or_default();
+                        buf.push_back(Buffered {
                             partition: tp.1,
                             offset,
                             message,
                         });
+                        if buf.len() >= shared.buffer_cap {
+                            // Pause this queue before reading further ahead.
+                            break;
+                        }
                     }
                     Ok(None) | Err(_) => {
                         tracing::warn!(

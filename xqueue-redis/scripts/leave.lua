@@ -3,10 +3,12 @@
 --
 -- KEYS     the streams
 -- ARGV[1]  the group, ARGV[2] the consumer
--- Returns how many memberships were removed.
+-- Returns per stream 1 when the consumer is no member there any more, 0 when it stays (it
+-- still holds pending entries).
 local group, consumer = ARGV[1], ARGV[2]
-local removed = 0
-for _, stream in ipairs(KEYS) do
+local out = {}
+for k, stream in ipairs(KEYS) do
+  out[k] = 1
   if redis.call('EXISTS', stream) == 1 then
     local has_group = false
     for _, g in ipairs(groups_of(stream)) do
@@ -20,12 +22,15 @@ for _, stream in ipairs(KEYS) do
         for i = 1, #c, 2 do
           info[c[i]] = c[i + 1]
         end
-        if info['name'] == consumer and info['pending'] == 0 then
-          redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
-          removed = removed + 1
+        if info['name'] == consumer then
+          if info['pending'] == 0 then
+            redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
+          else
+            out[k] = 0
+          end
         end
       end
     end
   end
 end
-return removed
+return out

@@ -10,7 +10,7 @@ for i = 4, #ARGV do
   if status == 'pending' or status == 'processing' then
     redis.call('HINCRBY', key, 'attempts', 1)
     redis.call('HSET', key, 'started_at', now, 'worker', worker)
-    set_status(id, key, status, 'processing')
+    set_status(id, key, status, 'processing', now)
     redis.call('ZREM', SCHEDULE, id)
     out[#out + 1] = { 1, redis.call('HGETALL', key) }
   else

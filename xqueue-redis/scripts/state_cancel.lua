@@ -11,6 +11,6 @@ if status ~= 'pending' and status ~= 'scheduled' and status ~= 'retrying' then
   return { 'conflict', status }
 end
 redis.call('HSET', key, 'finished_at', now)
-set_status(id, key, status, 'cancelled')
+set_status(id, key, status, 'cancelled', now)
 redis.call('ZREM', SCHEDULE, id)
 return { 'ok', redis.call('HGETALL', key) }

@@ -1,22 +1,31 @@
--- Claims due tasks for one caller: `scheduled`, `retrying` (and `pending` ones whose previous
--- claim lapsed) with due time <= now become `pending` and stay on the schedule, due again at
--- now + lease. Tasks in any other status are taken off the schedule.
+-- Claims due tasks for one caller: tasks on the schedule due at or before now whose status is
+-- `scheduled`, `retrying` or `pending` become `pending` and stay on the schedule, due again at
+-- now + lease. Schedule entries of tasks in any other status (or gone) are dropped.
 -- ARGV[2] now, ARGV[3] lease (ms), ARGV[4] limit.
 -- Returns the claimed tasks' fields.
 local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-local ids = redis.call('ZRANGEBYSCORE', SCHEDULE, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(ids) do
-  local key = task_key(id)
-  local status = redis.call('HGET', key, 'status')
-  if status == 'scheduled' or status == 'retrying' or status == 'pending' then
-    if status ~= 'pending' then
-      set_status(id, key, status, 'pending')
+local offset = 0
+while #out < limit do
+  local ids = redis.call('ZRANGEBYSCORE', SCHEDULE, '-inf', now, 'LIMIT', offset, limit - #out)
+  if #ids == 0 then
+    break
+  end
+  for _, id in ipairs(ids) do
+    local key = task_key(id)
+    local status = redis.call('HGET', key, 'status')
+    if status == 'scheduled' or status == 'retrying' or status == 'pending' then
+      set_status(id, key, status, 'pending', now)
+      -- Due again later: it leaves the range being scanned.
+      redis.call('ZADD', SCHEDULE, now + lease, id)
+      out[#out + 1] = redis.call('HGETALL', key)
+    else
+      redis.call('ZREM', SCHEDULE, id)
     end
-    redis.call('ZADD', SCHEDULE, now + lease, id)
-    out[#out + 1] = redis.call('HGETALL', key)
-  else
-    redis.call('ZREM', SCHEDULE, id)
+  end
+  -- Every id seen left the due range (re-scheduled later or removed), unless lease is 0.
+  if lease <= 0 then
+    offset = offset + #ids
   end
 end
 return out

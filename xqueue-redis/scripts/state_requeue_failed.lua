@@ -17,7 +17,7 @@ for _, id in ipairs(ids) do
   local status = redis.call('HGET', key, 'status')
   if status == 'failed' then
     redis.call('HSET', key, 'attempts', 0, 'run_at', now, 'finished_at', '')
-    set_status(id, key, 'failed', 'scheduled')
+    set_status(id, key, 'failed', 'scheduled', now)
     redis.call('ZADD', SCHEDULE, tonumber(now), id)
     requeued = requeued + 1
   elseif mode == 'all' then

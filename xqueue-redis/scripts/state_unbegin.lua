@@ -1,14 +1,17 @@
--- Gives `processing` tasks back to `pending` without counting the attempt.
--- ARGV[2…] task ids. Returns how many changed.
+-- Gives `processing` tasks back to `pending` without counting the attempt; each goes on the
+-- schedule as a publish guard (due at now + guard) in case its message is never published.
+-- ARGV[2] now, ARGV[3] publish guard (ms), ARGV[4…] task ids. Returns how many changed.
+local now, guard = tonumber(ARGV[2]), tonumber(ARGV[3])
 local changed = 0
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   local key = task_key(id)
   if redis.call('HGET', key, 'status') == 'processing' then
     if redis.call('HINCRBY', key, 'attempts', -1) < 0 then
       redis.call('HSET', key, 'attempts', 0)
     end
-    set_status(id, key, 'processing', 'pending')
+    set_status(id, key, 'processing', 'pending', now)
+    redis.call('ZADD', SCHEDULE, now + guard, id)
     changed = changed + 1
   end
 end

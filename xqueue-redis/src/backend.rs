@@ -528,9 +528,12 @@ impl QueueBackend for RedisBackend {
 
     #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name))]
     async fn leave(&self, consumer: &Consumer) -> Result<()> {
-        let queues = {
-            let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
-            members.remove(consumer).unwrap_or_default()
+        let queues: Vec<QueueName> = {
+            let members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .get(consumer)
+                .map(|q| q.iter().cloned().collect())
+                .unwrap_or_default()
         };
         if !queues.is_empty() {
             let mut inv = self.inner.scripts.leave.prepare_invoke();
@@ -538,14 +541,21 @@ impl QueueBackend for RedisBackend {
             for q in &queues {
                 inv.key(self.inner.keys.stream(q));
             }
-            match self.run(&inv).await {
-                Ok(removed) => debug!(removed = ?removed, "left the consumer group"),
-                Err(e) => {
-                    // Keep the queues so that a later `leave` can try again.
-                    self.remember(consumer, &queues.into_iter().collect::<Vec<_>>());
-                    return Err(error::map(e));
+            let left = reply::array(self.run(&inv).await.map_err(error::map)?, "leave")?;
+            let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(mine) = members.get_mut(consumer) {
+                for (q, gone) in queues.iter().zip(&left) {
+                    if matches!(gone, Value::Int(1)) {
+                        mine.remove(q);
+                    }
+                }
+                if mine.is_empty() {
+                    members.remove(consumer);
                 }
             }
+            // Where it still holds deliveries it stays a member, so they stay pending and
+            // are reclaimed by others (or by itself) as for a vanished consumer.
+            debug!(left = ?left, "left the consumer group where nothing was pending");
         }
         self.inner.conn.close_idle();
         Ok(())

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `{prefix}:stream:{queue}` | stream | a queue's messages; one consumer group per group name |
 //! | `{prefix}:task:{id}` | hash | a task record (one field per [`xqueue_core::Task`] field) |
-//! | `{prefix}:status:{status}` | sorted set | task ids in a status; score: `created_at` (or `finished_at` for finished statuses) |
+//! | `{prefix}:status:{status}` | sorted set | task ids in a status; score: when it entered the status |
 //! | `{prefix}:schedule` | sorted set | task ids waiting for their run time; score: when due |
 //! | `{prefix}:limits` | hash | task type → concurrency limit |
 //! | `{prefix}:permits:{type}` | hash | holder → permits of that type it holds |
@@ -47,11 +47,6 @@ impl Keys {
     /// The index of a status.
     pub(crate) fn status(&self, status: xqueue_core::TaskStatus) -> String {
         format!("{}:status:{}", self.prefix, status.as_str())
-    }
-
-    /// The schedule.
-    pub(crate) fn schedule(&self) -> String {
-        format!("{}:schedule", self.prefix)
     }
 
     /// The limits hash.

@@ -22,8 +22,8 @@
 //! |---|---|---|
 //! | `{prefix}:stream:{queue}` | stream | a queue's messages (`email.high`, …), one consumer group per group name |
 //! | `{prefix}:task:{id}` | hash | a task record, one field per task field |
-//! | `{prefix}:status:{status}` | sorted set | task ids per status (score: `created_at`; `finished_at` for finished statuses) |
-//! | `{prefix}:schedule` | sorted set | delayed tasks and retries by due time |
+//! | `{prefix}:status:{status}` | sorted set | task ids per status, scored by when they entered it (finished: `finished_at`) |
+//! | `{prefix}:schedule` | sorted set | delayed tasks, retries and publish guards by due time |
 //! | `{prefix}:limits` | hash | task type → concurrency limit |
 //! | `{prefix}:permits:{type}`, `{prefix}:holder:{holder}`, `{prefix}:holders` | hash, set, sorted set | permits held, per holder, with lease expiry |
 //!

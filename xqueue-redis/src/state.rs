@@ -9,9 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Value;
 use xqueue_core::{
-    Begin, Completion, Error, Outcome, Result, StateStore, StatusCounts, Task, TaskId, TaskStatus,
-    UnixMillis,
+    now_millis, Begin, Completion, Error, Outcome, Result, StateStore, StatusCounts, Task, TaskId,
+    TaskStatus, UnixMillis,
 };
+use xqueue_core::state::PUBLISH_GUARD;
 
 use crate::backend::RedisBackend;
 use crate::codec;
@@ -88,14 +89,24 @@ impl StateStore for RedisBackend {
         }
         let mut inv = self.inner.scripts.insert.prepare_invoke();
         let fields_per_task = codec::task_fields(&tasks[0]).len();
-        inv.arg(self.inner.keys.prefix()).arg(fields_per_task);
+        inv.arg(self.inner.keys.prefix())
+            .arg(PUBLISH_GUARD.as_millis() as u64)
+            .arg(fields_per_task);
         for t in tasks {
             for (name, value) in codec::task_fields(t) {
                 inv.arg(name).arg(value);
             }
         }
-        self.run(&inv).await.map_err(error::map)?;
-        Ok(())
+        let what = "insert";
+        let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
+        match r.as_slice() {
+            [ok] if reply::int(ok, what)? == 1 => Ok(()),
+            [_, id] => Err(Error::invalid(
+                "task_id",
+                format!("task {} already exists", reply::string(id, what)?),
+            )),
+            _ => Err(error::unexpected(what, r)),
+        }
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
@@ -210,6 +221,9 @@ impl StateStore for RedisBackend {
         inv.arg(self.inner.keys.prefix());
         for c in completions {
             let (outcome, data, run_at) = match &c.outcome {
+                Outcome::Success { result } if result.is_null() => {
+                    ("success", String::new(), String::new())
+                }
                 Outcome::Success { result } => ("success", result.to_string(), String::new()),
                 Outcome::Retry { error, run_at } => ("retry", error.clone(), run_at.to_string()),
                 Outcome::Failed { error } => ("failed", error.clone(), String::new()),
@@ -229,7 +243,9 @@ impl StateStore for RedisBackend {
             return Ok(());
         }
         let mut inv = self.inner.scripts.unbegin.prepare_invoke();
-        inv.arg(self.inner.keys.prefix());
+        inv.arg(self.inner.keys.prefix())
+            .arg(now_millis())
+            .arg(PUBLISH_GUARD.as_millis() as u64);
         for id in ids {
             inv.arg(id.as_str());
         }
@@ -255,13 +271,12 @@ impl StateStore for RedisBackend {
         if ids.is_empty() {
             return Ok(());
         }
-        let ids: Vec<&str> = ids.iter().map(TaskId::as_str).collect();
-        let _: i64 = redis::cmd("ZREM")
-            .arg(self.inner.keys.schedule())
-            .arg(&ids)
-            .query_async(&mut self.inner.conn.shared())
-            .await
-            .map_err(error::map)?;
+        let mut inv = self.inner.scripts.release_due.prepare_invoke();
+        inv.arg(self.inner.keys.prefix());
+        for id in ids {
+            inv.arg(id.as_str());
+        }
+        self.run(&inv).await.map_err(error::map)?;
         Ok(())
     }
 

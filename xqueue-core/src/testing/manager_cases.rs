@@ -350,7 +350,7 @@ async fn dead_letter_cycle(f: Arc<dyn Fixture>) {
     // Re-run it: attempts restart; it fails twice more and succeeds on the 4th overall run
     // only if allowed, so raise nothing and expect another dead letter after 2 attempts.
     assert_eq!(
-        m.requeue_dead(Some(&[t.id.clone()]))
+        m.requeue_dead(Some(std::slice::from_ref(&t.id)))
             .await
             .expect("requeue"),
         1

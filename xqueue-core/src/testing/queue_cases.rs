@@ -104,7 +104,14 @@ async fn publish_fetch_ack(f: Arc<dyn Fixture>) {
     let c = Consumer::new("g", "c1");
     let sent = messages(5);
     b.publish(&queue, &sent).await.expect("publish");
-    let got = fetch_n(&b, &c, &[queue.clone()], 5, Duration::from_secs(30)).await;
+    let got = fetch_n(
+        &b,
+        &c,
+        std::slice::from_ref(&queue),
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(got.len(), 5, "all published messages are delivered");
     let ids: HashSet<_> = got.iter().map(|d| d.message.task_id.clone()).collect();
     assert_eq!(
@@ -146,7 +153,7 @@ async fn batch_size_respected(f: Arc<dyn Fixture>) {
     let until = Instant::now() + Duration::from_secs(30);
     while total < 20 && Instant::now() < until {
         let got = b
-            .fetch(&req(&c, &[queue.clone()], 5, 200))
+            .fetch(&req(&c, std::slice::from_ref(&queue), 5, 200))
             .await
             .expect("fetch");
         assert!(got.len() <= 5, "fetch returned {} with count 5", got.len());
@@ -163,7 +170,14 @@ async fn blocked_fetch_wakes(f: Arc<dyn Fixture>) {
     // Join the group first (Kafka needs a settled assignment before a blocked fetch means
     // anything), then block on an empty queue.
     b.publish(&queue, &messages(1)).await.expect("publish");
-    let warm = fetch_n(&b, &c, &[queue.clone()], 1, Duration::from_secs(60)).await;
+    let warm = fetch_n(
+        &b,
+        &c,
+        std::slice::from_ref(&queue),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
     b.ack(&c, &receipts(&warm)).await.expect("ack");
     let block = Duration::from_secs(10);
     let fetcher = {
@@ -208,7 +222,7 @@ async fn one_consumer_each(f: Arc<dyn Fixture>) {
             let mut idle = 0;
             while idle < 15 {
                 let got = b
-                    .fetch(&req(&c, &[queue.clone()], 16, 200))
+                    .fetch(&req(&c, std::slice::from_ref(&queue), 16, 200))
                     .await
                     .expect("fetch");
                 if got.is_empty() {
@@ -271,10 +285,24 @@ async fn nack_redelivers(f: Arc<dyn Fixture>) {
     let queue = q("nack");
     let c1 = Consumer::new("g", "c1");
     b.publish(&queue, &messages(3)).await.expect("publish");
-    let got = fetch_n(&b, &c1, &[queue.clone()], 3, Duration::from_secs(60)).await;
+    let got = fetch_n(
+        &b,
+        &c1,
+        std::slice::from_ref(&queue),
+        3,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(got.len(), 3);
     b.nack(&c1, &receipts(&got)).await.expect("nack");
-    let again = fetch_n(&b, &c1, &[queue.clone()], 3, Duration::from_secs(30)).await;
+    let again = fetch_n(
+        &b,
+        &c1,
+        std::slice::from_ref(&queue),
+        3,
+        Duration::from_secs(30),
+    )
+    .await;
     let ids: HashSet<_> = got.iter().map(|d| &d.message.task_id).collect();
     let ids2: HashSet<_> = again.iter().map(|d| &d.message.task_id).collect();
     assert_eq!(ids, ids2, "nacked messages are delivered again");
@@ -292,10 +320,20 @@ async fn introspection(f: Arc<dyn Fixture>) {
     let queue = q("info");
     let c = Consumer::new("g", "c1");
     b.publish(&queue, &messages(10)).await.expect("publish");
-    let got = fetch_n(&b, &c, &[queue.clone()], 4, Duration::from_secs(30)).await;
+    let got = fetch_n(
+        &b,
+        &c,
+        std::slice::from_ref(&queue),
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(got.len(), 4);
     b.ack(&c, &receipts(&got[..1])).await.expect("ack");
-    let info = b.info("g", &[queue.clone()]).await.expect("info");
+    let info = b
+        .info("g", std::slice::from_ref(&queue))
+        .await
+        .expect("info");
     let i = &info[0];
     assert_eq!(i.queue, queue.to_string());
     assert_eq!(i.pending, 3, "three delivered and not acked: {i:?}");
@@ -315,17 +353,24 @@ async fn idle_reclaim(f: Arc<dyn Fixture>) {
     let queue = q("reclaim");
     let (dead, alive) = (Consumer::new("g", "dead"), Consumer::new("g", "alive"));
     b.publish(&queue, &messages(5)).await.expect("publish");
-    let taken = fetch_n(&b, &dead, &[queue.clone()], 5, Duration::from_secs(30)).await;
+    let taken = fetch_n(
+        &b,
+        &dead,
+        std::slice::from_ref(&queue),
+        5,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(taken.len(), 5);
     let idle = Duration::from_millis(300);
     let early = b
-        .reclaim(&alive, &[queue.clone()], idle, 10)
+        .reclaim(&alive, std::slice::from_ref(&queue), idle, 10)
         .await
         .expect("reclaim");
     assert!(early.is_empty(), "nothing is idle yet: {early:?}");
     tokio::time::sleep(idle + Duration::from_millis(100)).await;
     let got = b
-        .reclaim(&alive, &[queue.clone()], idle, 10)
+        .reclaim(&alive, std::slice::from_ref(&queue), idle, 10)
         .await
         .expect("reclaim");
     assert_eq!(
@@ -347,13 +392,20 @@ async fn touch_prevents_reclaim(f: Arc<dyn Fixture>) {
     let queue = q("touch");
     let (slow, thief) = (Consumer::new("g", "slow"), Consumer::new("g", "thief"));
     b.publish(&queue, &messages(2)).await.expect("publish");
-    let held = fetch_n(&b, &slow, &[queue.clone()], 2, Duration::from_secs(30)).await;
+    let held = fetch_n(
+        &b,
+        &slow,
+        std::slice::from_ref(&queue),
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
     let idle = Duration::from_millis(400);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         b.touch(&slow, &receipts(&held)).await.expect("touch");
         let stolen = b
-            .reclaim(&thief, &[queue.clone()], idle, 10)
+            .reclaim(&thief, std::slice::from_ref(&queue), idle, 10)
             .await
             .expect("reclaim");
         assert!(
@@ -370,7 +422,14 @@ async fn vanished_consumer(f: Arc<dyn Fixture>) {
     let (dead, alive) = (Consumer::new("g", "dead"), Consumer::new("g", "alive"));
     let sent = messages(20);
     b.publish(&queue, &sent).await.expect("publish");
-    let taken = fetch_n(&b, &dead, &[queue.clone()], 20, Duration::from_secs(60)).await;
+    let taken = fetch_n(
+        &b,
+        &dead,
+        std::slice::from_ref(&queue),
+        20,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(taken.len(), 20);
     // The consumer goes away without acking anything.
     b.leave(&dead).await.expect("leave");
@@ -381,12 +440,12 @@ async fn vanished_consumer(f: Arc<dyn Fixture>) {
     let until = Instant::now() + Duration::from_secs(90);
     while seen.len() < want.len() && Instant::now() < until {
         let mut got = b
-            .fetch(&req(&alive, &[queue.clone()], 50, 200))
+            .fetch(&req(&alive, std::slice::from_ref(&queue), 50, 200))
             .await
             .expect("fetch");
         if reclaim {
             got.extend(
-                b.reclaim(&alive, &[queue.clone()], idle, 50)
+                b.reclaim(&alive, std::slice::from_ref(&queue), idle, 50)
                     .await
                     .expect("reclaim"),
             );
@@ -419,7 +478,7 @@ async fn no_loss_10k(f: Arc<dyn Fixture>) {
             let mut idle = 0;
             while idle < 25 {
                 let got = b
-                    .fetch(&req(&c, &[queue.clone()], 64, 200))
+                    .fetch(&req(&c, std::slice::from_ref(&queue), 64, 200))
                     .await
                     .expect("fetch");
                 if got.is_empty() {
