@@ -31,9 +31,8 @@ pub fn require_docker() -> bool {
 
 /// Whether a missing Docker must fail the tests instead of skipping them.
 pub fn docker_required() -> bool {
-    let set = |name: &str| {
-        std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-    };
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     set("XQUEUE_REQUIRE_DOCKER") || set("CI")
 }
 

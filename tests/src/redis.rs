@@ -175,10 +175,12 @@ async fn ping(url: &str) -> Result<(), String> {
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let pong: String = ::redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
+    let pong: String = match ::redis::cmd("PING").query_async(&mut conn).await {
+        Ok(pong) => pong,
+        // A server with a password answers, so it is up.
+        Err(e) if e.code() == Some("NOAUTH") => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
     if pong == "PONG" {
         Ok(())
     } else {

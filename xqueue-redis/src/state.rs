@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
+use xqueue_core::state::PUBLISH_GUARD;
 use xqueue_core::{
     now_millis, Begin, Completion, Error, Outcome, Result, StateStore, StatusCounts, Task, TaskId,
     TaskStatus, UnixMillis,
 };
-use xqueue_core::state::PUBLISH_GUARD;
 
 use crate::backend::RedisBackend;
 use crate::codec;
