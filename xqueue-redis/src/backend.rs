@@ -1,6 +1,6 @@
 //! [`RedisBackend`]: the queue contract on Redis Streams consumer groups.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use xqueue_core::{
 use crate::codec;
 use crate::config::RedisConfig;
 use crate::conn::Connections;
+use crate::entries::{delivery, entry};
 use crate::error::{self, is_nogroup, KIND};
 use crate::keys::Keys;
 use crate::reply;
@@ -36,9 +37,9 @@ pub(crate) struct Inner {
     pub(crate) conn: Connections,
     pub(crate) scripts: Scripts,
     /// `(group, stream key)` pairs known to exist, so groups are created once per process.
-    groups: Mutex<HashSet<(String, String)>>,
+    pub(crate) groups: Mutex<HashSet<(String, String)>>,
     /// The queues each consumer used, for `leave`.
-    members: Mutex<HashMap<Consumer, BTreeSet<QueueName>>>,
+    pub(crate) members: Mutex<HashMap<Consumer, BTreeSet<QueueName>>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -117,139 +118,6 @@ impl RedisBackend {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> redis::RedisResult<Value> {
         invocation.invoke_async(&mut self.inner.conn.shared()).await
-    }
-
-    /// Creates `group` on each stream (and the stream) unless known to exist.
-    async fn ensure_groups(&self, group: &str, streams: &[String]) -> Result<()> {
-        let missing: Vec<&String> = {
-            let known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
-            streams
-                .iter()
-                .filter(|s| !known.contains(&(group.to_string(), s.to_string())))
-                .collect()
-        };
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut inv = self.inner.scripts.ensure_groups.prepare_invoke();
-        inv.arg(group);
-        for s in &missing {
-            inv.key(s.as_str());
-        }
-        let created = self.run(&inv).await.map_err(error::map)?;
-        debug!(backend = KIND, group, created = ?created, "consumer groups ensured");
-        let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
-        for s in missing {
-            known.insert((group.to_string(), s.clone()));
-        }
-        Ok(())
-    }
-
-    /// Forgets that groups exist (Redis answered NOGROUP), so the next call re-creates them.
-    fn forget_groups(&self, group: &str, streams: &[String]) {
-        let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
-        for s in streams {
-            known.remove(&(group.to_string(), s.clone()));
-        }
-    }
-
-    fn remember(&self, consumer: &Consumer, queues: &[QueueName]) {
-        let mut members = self.inner.members.lock().unwrap_or_else(|p| p.into_inner());
-        members
-            .entry(consumer.clone())
-            .or_default()
-            .extend(queues.iter().cloned());
-    }
-
-    /// Runs a stream script over `streams` after making sure the group exists; when Redis
-    /// answers NOGROUP (it lost the group), re-creates the group and runs it once more.
-    async fn run_on_group(
-        &self,
-        group: &str,
-        streams: &[String],
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<Value> {
-        self.ensure_groups(group, streams).await?;
-        match self.run(invocation).await {
-            Err(e) if is_nogroup(&e) => {
-                warn!(backend = KIND, group, "consumer group lost; re-creating it");
-                self.forget_groups(group, streams);
-                self.ensure_groups(group, streams).await?;
-                self.run(invocation).await.map_err(error::map)
-            }
-            r => r.map_err(error::map),
-        }
-    }
-
-    async fn read_group(&self, cmd: &redis::Cmd, block: Duration) -> redis::RedisResult<Value> {
-        if block.is_zero() {
-            cmd.query_async(&mut self.inner.conn.shared()).await
-        } else {
-            self.inner.conn.blocking(cmd, block).await
-        }
-    }
-
-    /// Receipts grouped by stream: `(queue, stream key, ids)`; malformed tags are dropped.
-    fn by_stream(&self, receipts: &[Receipt]) -> Vec<(QueueName, String, Vec<String>)> {
-        let mut map: BTreeMap<&QueueName, Vec<String>> = BTreeMap::new();
-        for r in receipts {
-            if is_stream_id(&r.tag) {
-                map.entry(&r.queue).or_default().push(r.tag.clone());
-            }
-        }
-        map.into_iter()
-            .map(|(q, ids)| (q.clone(), self.inner.keys.stream(q), ids))
-            .collect()
-    }
-
-    /// Acks entries that cannot be decoded, so they are not redelivered forever.
-    async fn drop_poison(&self, group: &str, poison: Vec<(String, String)>) {
-        for (stream, id) in poison {
-            let r: redis::RedisResult<i64> = redis::cmd("XACK")
-                .arg(&stream)
-                .arg(group)
-                .arg(&id)
-                .query_async(&mut self.inner.conn.shared())
-                .await;
-            if let Err(e) = r {
-                warn!(backend = KIND, stream, id, error = %e, "could not ack an undecodable entry");
-            }
-        }
-    }
-}
-
-/// Whether `tag` looks like a stream entry id (`ms-seq`).
-fn is_stream_id(tag: &str) -> bool {
-    match tag.split_once('-') {
-        Some((ms, seq)) => {
-            !ms.is_empty()
-                && !seq.is_empty()
-                && ms.bytes().all(|b| b.is_ascii_digit())
-                && seq.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => false,
-    }
-}
-
-/// One stream entry as returned by XREADGROUP or a script: `[id, [field, value, …]]`.
-fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u32)>)> {
-    let mut parts = reply::array(v, what)?.into_iter();
-    let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
-        return Err(error::unexpected(what, "an entry without id or fields"));
-    };
-    let id = reply::string(&id, what)?;
-    let decoded = reply::field_map(fields, what).and_then(|f| codec::decode_message(&f));
-    Ok((id, decoded))
-}
-
-fn delivery(queue: &QueueName, id: String, message: Message, count: u32) -> Delivery {
-    Delivery {
-        receipt: Receipt {
-            queue: queue.clone(),
-            tag: id,
-        },
-        message,
-        delivery_count: count.max(1),
     }
 }
 
@@ -559,20 +427,5 @@ impl QueueBackend for RedisBackend {
         }
         self.inner.conn.close_idle();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_stream_id;
-
-    #[test]
-    fn stream_ids() {
-        assert!(is_stream_id("1700000000000-0"));
-        assert!(is_stream_id("0-1"));
-        assert!(!is_stream_id("1700000000000"));
-        assert!(!is_stream_id("a-1"));
-        assert!(!is_stream_id("-"));
-        assert!(!is_stream_id("1-2-3"));
     }
 }

@@ -1,0 +1,58 @@
+//! Stream entries as XQueue reads them: ids, fields, deliveries.
+
+use redis::Value;
+use xqueue_core::{Delivery, Message, QueueName, Receipt, Result};
+
+use crate::codec;
+use crate::error;
+use crate::reply;
+
+/// Whether `tag` looks like a stream entry id (`ms-seq`).
+pub(crate) fn is_stream_id(tag: &str) -> bool {
+    match tag.split_once('-') {
+        Some((ms, seq)) => {
+            !ms.is_empty()
+                && !seq.is_empty()
+                && ms.bytes().all(|b| b.is_ascii_digit())
+                && seq.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// One stream entry as returned by XREADGROUP or a script: `[id, [field, value, …]]`.
+pub(crate) fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u32)>)> {
+    let mut parts = reply::array(v, what)?.into_iter();
+    let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+        return Err(error::unexpected(what, "an entry without id or fields"));
+    };
+    let id = reply::string(&id, what)?;
+    let decoded = reply::field_map(fields, what).and_then(|f| codec::decode_message(&f));
+    Ok((id, decoded))
+}
+
+pub(crate) fn delivery(queue: &QueueName, id: String, message: Message, count: u32) -> Delivery {
+    Delivery {
+        receipt: Receipt {
+            queue: queue.clone(),
+            tag: id,
+        },
+        message,
+        delivery_count: count.max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stream_id;
+
+    #[test]
+    fn stream_ids() {
+        assert!(is_stream_id("1700000000000-0"));
+        assert!(is_stream_id("0-1"));
+        assert!(!is_stream_id("1700000000000"));
+        assert!(!is_stream_id("a-1"));
+        assert!(!is_stream_id("-"));
+        assert!(!is_stream_id("1-2-3"));
+    }
+}
