@@ -490,3 +490,39 @@ async fn an_outage_is_unavailable_and_heals_by_itself() {
     assert_eq!(rest.len(), 3);
     assert_eq!(backend.ack(&c, &receipts(&held)).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn urls_are_checked_and_tls_urls_accepted() {
+    // No server needed: a closed port is Unavailable (retryable), a bad URL InvalidInput.
+    let port = xqueue_tests::docker::free_port();
+    for scheme in ["redis", "rediss"] {
+        let config = RedisConfig {
+            connect_timeout: Duration::from_millis(500),
+            reconnect_max_delay: Duration::from_millis(100),
+            ..RedisConfig::new(format!("{scheme}://:pw@127.0.0.1:{port}"))
+        };
+        let err = RedisBackend::connect(config).await.unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{scheme}: {err}");
+        assert!(!err.to_string().contains(":pw@"), "{err}");
+    }
+    let err = RedisBackend::connect(RedisConfig::new("http://nowhere"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { field: "url", .. }),
+        "{err}"
+    );
+    let err = RedisBackend::connect(RedisConfig::default().max_len(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "max_len",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
