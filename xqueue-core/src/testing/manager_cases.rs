@@ -115,6 +115,17 @@ async fn setup(
     Setup { manager, recorder }
 }
 
+/// One manager with one handler type, in a group of its own.
+async fn single(f: &Arc<dyn Fixture>, task_type: &str, options: HandlerOptions) -> Setup {
+    setup(
+        f.backends().await,
+        test_config(&group(), "m1"),
+        &[(task_type, options)],
+        None,
+    )
+    .await
+}
+
 fn opts(limit: Option<u32>, retries: u32) -> HandlerOptions {
     HandlerOptions {
         max_concurrency: limit,
@@ -273,14 +284,7 @@ async fn no_head_of_line(f: Arc<dyn Fixture>) {
 }
 
 async fn retry_then_success(f: Arc<dyn Fixture>) {
-    let g = group();
-    let s = setup(
-        f.backends().await,
-        test_config(&g, "m1"),
-        &[("flaky", opts(None, 3))],
-        None,
-    )
-    .await;
+    let s = single(&f, "flaky", opts(None, 3)).await;
     let t = s
         .manager
         .submit(NewTask::new("flaky", json!({"fail_times": 2})))
@@ -300,14 +304,7 @@ async fn retry_then_success(f: Arc<dyn Fixture>) {
 }
 
 async fn fatal_dead_letters(f: Arc<dyn Fixture>) {
-    let g = group();
-    let s = setup(
-        f.backends().await,
-        test_config(&g, "m1"),
-        &[("doomed", opts(None, 5))],
-        None,
-    )
-    .await;
+    let s = single(&f, "doomed", opts(None, 5)).await;
     let t = s
         .manager
         .submit(NewTask::new("doomed", json!({"fatal": true})))
@@ -326,14 +323,7 @@ async fn fatal_dead_letters(f: Arc<dyn Fixture>) {
 }
 
 async fn dead_letter_cycle(f: Arc<dyn Fixture>) {
-    let g = group();
-    let s = setup(
-        f.backends().await,
-        test_config(&g, "m1"),
-        &[("broken", opts(None, 1))],
-        None,
-    )
-    .await;
+    let s = single(&f, "broken", opts(None, 1)).await;
     let m = &s.manager;
     let t = m
         .submit(NewTask::new("broken", json!({"fail_times": 3})))
@@ -364,14 +354,7 @@ async fn dead_letter_cycle(f: Arc<dyn Fixture>) {
 }
 
 async fn timeout_fails(f: Arc<dyn Fixture>) {
-    let g = group();
-    let s = setup(
-        f.backends().await,
-        test_config(&g, "m1"),
-        &[("sleepy", opts(None, 0))],
-        None,
-    )
-    .await;
+    let s = single(&f, "sleepy", opts(None, 0)).await;
     let t = s
         .manager
         .submit(
@@ -540,14 +523,7 @@ async fn delayed_once(f: Arc<dyn Fixture>) {
 }
 
 async fn cancel_rules(f: Arc<dyn Fixture>) {
-    let g = group();
-    let s = setup(
-        f.backends().await,
-        test_config(&g, "m1"),
-        &[("maybe", opts(None, 0))],
-        None,
-    )
-    .await;
+    let s = single(&f, "maybe", opts(None, 0)).await;
     let m = &s.manager;
     let later = m
         .submit(NewTask::new("maybe", json!({})).delay(Duration::from_millis(600)))

@@ -207,22 +207,25 @@ async fn blocked_fetch_wakes(f: Arc<dyn Fixture>) {
     );
 }
 
-async fn one_consumer_each(f: Arc<dyn Fixture>) {
-    let b = f.backends().await.queue;
-    let queue = q("one");
-    let n = 400;
-    b.publish(&queue, &messages(n)).await.expect("publish");
+/// Runs `consumers` members of group `g` that fetch (`count` at a time) and ack until the
+/// queue stays empty for a few seconds; returns how often each task id was delivered.
+async fn consume_all(
+    b: &Arc<dyn QueueBackend>,
+    queue: &QueueName,
+    consumers: usize,
+    count: usize,
+) -> HashMap<TaskId, usize> {
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    for i in 0..consumers {
         let b = b.clone();
         let queue = queue.clone();
         tasks.push(tokio::spawn(async move {
             let c = Consumer::new("g", format!("c{i}"));
             let mut seen = Vec::new();
             let mut idle = 0;
-            while idle < 15 {
+            while idle < 25 {
                 let got = b
-                    .fetch(&req(&c, std::slice::from_ref(&queue), 16, 200))
+                    .fetch(&req(&c, std::slice::from_ref(&queue), count, 200))
                     .await
                     .expect("fetch");
                 if got.is_empty() {
@@ -242,6 +245,15 @@ async fn one_consumer_each(f: Arc<dyn Fixture>) {
             *count.entry(id).or_default() += 1;
         }
     }
+    count
+}
+
+async fn one_consumer_each(f: Arc<dyn Fixture>) {
+    let b = f.backends().await.queue;
+    let queue = q("one");
+    let n = 400;
+    b.publish(&queue, &messages(n)).await.expect("publish");
+    let count = consume_all(&b, &queue, 4, 16).await;
     assert_eq!(count.len(), n, "every message delivered");
     let dups = count.values().filter(|c| **c > 1).count();
     assert_eq!(dups, 0, "{dups} messages went to more than one consumer");
@@ -468,36 +480,7 @@ async fn no_loss_10k(f: Arc<dyn Fixture>) {
     for chunk in sent.chunks(500) {
         b.publish(&queue, chunk).await.expect("publish");
     }
-    let mut tasks = Vec::new();
-    for i in 0..10 {
-        let b = b.clone();
-        let queue = queue.clone();
-        tasks.push(tokio::spawn(async move {
-            let c = Consumer::new("g", format!("c{i}"));
-            let mut seen = Vec::new();
-            let mut idle = 0;
-            while idle < 25 {
-                let got = b
-                    .fetch(&req(&c, std::slice::from_ref(&queue), 64, 200))
-                    .await
-                    .expect("fetch");
-                if got.is_empty() {
-                    idle += 1;
-                    continue;
-                }
-                idle = 0;
-                b.ack(&c, &receipts(&got)).await.expect("ack");
-                seen.extend(got.into_iter().map(|d| d.message.task_id));
-            }
-            seen
-        }));
-    }
-    let mut count: HashMap<TaskId, usize> = HashMap::new();
-    for t in tasks {
-        for id in t.await.expect("join") {
-            *count.entry(id).or_default() += 1;
-        }
-    }
+    let count = consume_all(&b, &queue, 10, 64).await;
     let lost = sent
         .iter()
         .filter(|m| !count.contains_key(&m.task_id))
