@@ -15,7 +15,9 @@ use crate::error::Result;
 /// - Lowering a limit below what is held grants nothing more until enough are released; held
 ///   permits are not revoked.
 /// - A holder's permits are leased: a holder that stops calling `refresh` (a crashed instance)
-///   loses them once the lease passes, so a dead instance cannot hold a type hostage.
+///   loses them once the lease passes, so a dead instance cannot hold a type hostage. A holder's
+///   first `acquire` starts a lease of the backend's default length (30 s for the built-in
+///   backends); the task manager refreshes it with its own `limiter_lease` from then on.
 /// - Limits are shared: `set_limit` on one instance is seen by `acquire` on all.
 #[async_trait]
 pub trait ConcurrencyLimiter: Send + Sync + 'static {

@@ -136,7 +136,7 @@ pub struct Capabilities {
 /// - **Publish** appends messages to a queue, creating the queue and the group on demand.
 ///   When a message could not be stored, `publish` returns an error and nothing is half-stored
 ///   for that message. A backend with a length limit refuses with [`Error::QueueFull`] instead of
-///   dropping a message that is undelivered or un-acked.
+///   dropping a message that is undelivered or un-acked; a batch is refused whole.
 /// - **Fetch** hands each message of a queue to exactly one member of each group, at most
 ///   `count` per queue per call, and waits up to `block` when nothing is ready. A blocked fetch
 ///   returns promptly (well under 100 ms) after a publish to one of its queues.
@@ -153,6 +153,9 @@ pub struct Capabilities {
 /// - **Info** reports lengths, pending counts and group members truthfully.
 /// - No message is lost: a published message is delivered until acked, across consumers that
 ///   vanish and (for durable backends) broker restarts.
+/// - Delivery is at least once. A group the broker lost (Redis restarted without persistence)
+///   is re-created from the start of the queue, so acked messages not yet trimmed may be
+///   delivered again; the task manager's `begin` skips their finished tasks.
 ///
 /// [`Error::QueueFull`]: crate::Error::QueueFull
 #[async_trait]

@@ -115,7 +115,8 @@ pub const PUBLISH_GUARD: Duration = Duration::from_secs(30);
 /// Task state shared by every instance of a deployment.
 ///
 /// # Contract
-/// - `insert` stores new tasks whole or not at all, and puts each on the schedule: a
+/// - `insert` stores new tasks whole or not at all (an id that exists already is
+///   [`crate::Error::InvalidInput`] and nothing is stored), and puts each on the schedule: a
 ///   `scheduled` task due at its `run_at`, a `pending` task due at `created_at +`
 ///   [`PUBLISH_GUARD`].
 /// - `begin` is a compare-and-set per task: `pending` and `processing` (a redelivery after a
