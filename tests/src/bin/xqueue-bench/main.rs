@@ -1,0 +1,298 @@
+//! `xqueue-bench`: XQueue's throughput and latency, measured against what Redis itself allows.
+//!
+//! One run against one Redis (a container started from a local image, or `--redis-url`):
+//! a raw Redis Streams baseline, XQueue through the library and through HTTP, the memory
+//! backend (and Kafka with `--features kafka`), memory use; a table (or `--json`) at the end.
+//! See BENCHMARKS.md at the repository root for the method and the numbers.
+//!
+//! ```text
+//! cargo build --release -p xqueue-server
+//! cargo run --release -p xqueue-tests --bin xqueue-bench            # full run
+//! cargo run --release -p xqueue-tests --bin xqueue-bench -- --quick # smoke run
+//! ```
+
+mod cli;
+mod http;
+mod latency;
+mod library;
+mod progress;
+mod raw;
+mod redisx;
+mod report;
+mod rss;
+mod sys;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Args, Phase};
+use crate::progress::Progress;
+use crate::redisx::{RedisProbe, Snapshot};
+use crate::report::{Check, Report, Value};
+use crate::sys::{CpuMark, Machine};
+
+/// The bench's own plumbing errors: anything, as text.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What every measurement needs.
+pub struct Ctx {
+    /// The settings.
+    pub args: Args,
+    /// Progress bars.
+    pub progress: Progress,
+    redis: Option<RedisProbe>,
+    run_id: String,
+}
+
+impl Ctx {
+    /// The Redis under test.
+    pub fn redis(&self) -> Result<&RedisProbe> {
+        self.redis
+            .as_ref()
+            .ok_or_else(|| "this phase needs Redis".into())
+    }
+
+    /// A key prefix of its own for one measurement.
+    pub fn prefix(&self, what: &str) -> String {
+        format!("xqbench-{}-{what}", self.run_id)
+    }
+
+    /// Redis's command counts and CPU now (empty without Redis).
+    pub async fn snapshot(&self) -> Snapshot {
+        match &self.redis {
+            Some(r) => r.snapshot().await,
+            None => Snapshot {
+                cpu: f64::NAN,
+                ..Snapshot::default()
+            },
+        }
+    }
+
+    /// CPU use since `cpu`, and Redis commands per task since `snap` (when `snap` was taken
+    /// on Redis: see [`Ctx::snapshot_if`]).
+    pub async fn work_note(&self, snap: &Snapshot, cpu: CpuMark, tasks: u64) -> String {
+        if snap.cpu.is_nan() {
+            return cpu.note_until(f64::NAN);
+        }
+        let later = self.snapshot().await;
+        let cpu = cpu.note_until(later.cpu);
+        format!("{cpu}; {}", snap.per_task_note(&later, tasks))
+    }
+
+    /// [`Ctx::snapshot`] when the measurement uses Redis, else an empty one.
+    pub async fn snapshot_if(&self, uses_redis: bool) -> Snapshot {
+        if uses_redis {
+            self.snapshot().await
+        } else {
+            Snapshot {
+                cpu: f64::NAN,
+                ..Snapshot::default()
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse().resolved();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    // The container helpers read the images from the environment; set before any thread.
+    if std::env::var_os("XQUEUE_REDIS_IMAGE").is_none() {
+        std::env::set_var("XQUEUE_REDIS_IMAGE", &args.redis_image);
+    }
+    if std::env::var_os("XQUEUE_KAFKA_IMAGE").is_none() {
+        std::env::set_var("XQUEUE_KAFKA_IMAGE", "xqueue-test/tansu:0.1.2");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xqueue-bench: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.json;
+    match runtime.block_on(run(args)) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("xqueue-bench: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", report.table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xqueue-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<Report> {
+    let needs_redis = args.phases.iter().any(|p| *p != Phase::Memory);
+    let mut container = None;
+    let url = match (&args.redis_url, needs_redis) {
+        (Some(url), _) => Some(url.clone()),
+        (None, false) => None,
+        (None, true) => {
+            eprintln!("starting Redis from {} …", args.redis_image);
+            let server = xqueue_tests::redis::RedisServer::start()
+                .await
+                .ok_or("Docker is not available: start it, or give --redis-url")?;
+            let url = server.url().to_string();
+            container = Some(server);
+            Some(url)
+        }
+    };
+    let redis = match &url {
+        Some(u) => Some(RedisProbe::connect(u).await?),
+        None => None,
+    };
+    let version = match &redis {
+        Some(r) => r.version().await,
+        None => "not used".into(),
+    };
+    let mut report = Report {
+        machine: Some(Machine::read(version)),
+        settings: serde_json::to_value(&args)?,
+        ..Report::default()
+    };
+    let ctx = Ctx {
+        progress: Progress::new(args.json),
+        args,
+        redis,
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    };
+
+    if ctx.args.runs(Phase::Raw) {
+        if let Err(e) = raw::run(&ctx, &mut report).await {
+            report.add(
+                "raw baseline",
+                "processing",
+                Value::Skipped { why: e.to_string() },
+                "",
+            );
+        }
+    }
+    if ctx.args.runs(Phase::Redis) {
+        library::run(&ctx, library::Target::Redis, &mut report).await;
+    }
+    if ctx.args.runs(Phase::Http) {
+        http::run(&ctx, &mut report).await;
+    }
+    if ctx.args.runs(Phase::Memory) {
+        library::run(&ctx, library::Target::Memory, &mut report).await;
+    }
+    if ctx.args.runs(Phase::Kafka) {
+        kafka(&ctx, &mut report).await;
+    }
+    if ctx.args.runs(Phase::Rss) {
+        rss::run(&ctx, &mut report).await;
+    }
+
+    report.ratio = match (
+        report.rate_of("redis (library)", "processing"),
+        report.rate_of("raw baseline", "processing"),
+    ) {
+        (Some(x), Some(raw)) if raw > 0.0 => Some(x / raw),
+        _ => None,
+    };
+    if let Some(ratio) = report.ratio {
+        report.add(
+            "ratio",
+            "XQueue-Redis processing / raw",
+            Value::Ratio { ratio },
+            "same run, same Redis",
+        );
+    }
+    report.checks = checks(&report, &ctx.args);
+    drop(container);
+    Ok(report)
+}
+
+#[cfg(feature = "kafka")]
+async fn kafka(ctx: &Ctx, report: &mut Report) {
+    eprintln!("starting the Kafka broker …");
+    match xqueue_tests::kafka::KafkaBroker::start().await {
+        Some(broker) => {
+            let target = library::Target::Kafka {
+                bootstrap: broker.bootstrap().to_string(),
+            };
+            library::run(ctx, target, report).await;
+        }
+        None => report.add(
+            "kafka (library)",
+            "processing",
+            Value::Skipped {
+                why: "Docker is not available".into(),
+            },
+            "",
+        ),
+    }
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka(_ctx: &Ctx, report: &mut Report) {
+    report.add(
+        "kafka (library)",
+        "processing",
+        Value::Skipped {
+            why: "built without the kafka feature (--features kafka)".into(),
+        },
+        "",
+    );
+}
+
+/// The targets of issue 7.
+fn checks(report: &Report, args: &Args) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(ratio) = report.ratio {
+        out.push(Check {
+            target: "Redis processing ≥ 50 % of the raw baseline".into(),
+            measured: format!("{:.1} %", ratio * 100.0),
+            met: ratio >= 0.5,
+        });
+    }
+    let name = format!("submit→start @{}/s", args.rate);
+    for (group, limit_ms) in [("redis (library)", 1.0), ("redis (http)", 2.0)] {
+        if let Some(l) = report.latency_of(group, &name) {
+            out.push(Check {
+                target: format!(
+                    "{group}: p99 submit→start < {limit_ms} ms at {}/s",
+                    args.rate
+                ),
+                measured: format!("p99 {}", report::ms(l.p99_us)),
+                met: l.count > 0 && l.p99_us < limit_ms * 1000.0,
+            });
+        }
+    }
+    if let Some(l) = report.latency_of("redis (library)", "idle worker submit→start") {
+        out.push(Check {
+            target: "idle worker starts a just-submitted task within 1 ms (p99)".into(),
+            measured: format!("p99 {}, max {}", report::ms(l.p99_us), report::ms(l.max_us)),
+            met: l.count > 0 && l.p99_us < 1000.0,
+        });
+    }
+    if let Some(b) = report.bytes_of("server rss", &rss::queued_name(args)) {
+        out.push(Check {
+            target: format!("server RSS < 60 MB with {} tasks queued", args.rss_tasks),
+            measured: report::human_bytes(b),
+            met: b < 60.0 * 1024.0 * 1024.0,
+        });
+    }
+    out
+}

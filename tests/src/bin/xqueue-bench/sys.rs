@@ -1,0 +1,128 @@
+//! The machine and processes, from /proc.
+
+use serde::Serialize;
+
+/// Where the benchmark ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// The CPU's model name.
+    pub cpu_model: String,
+    /// Total memory, bytes.
+    pub memory_bytes: u64,
+    /// The kernel release.
+    pub kernel: String,
+    /// The Redis server's version.
+    pub redis_version: String,
+    /// Load average (1 minute) when the run started: others' work on the same cores.
+    pub load_at_start: f64,
+}
+
+impl Machine {
+    /// Reads the machine's description; `redis_version` from the server used.
+    pub fn read(redis_version: String) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let load_at_start = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0.0);
+        Machine {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            cpu_model,
+            memory_bytes,
+            kernel,
+            redis_version,
+            load_at_start,
+        }
+    }
+}
+
+/// CPU seconds (user + system) a process has used, all its threads together.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on every Linux this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's CPU seconds.
+pub fn own_cpu_secs() -> f64 {
+    cpu_secs(std::process::id())
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in bytes.
+pub fn rss(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// CPU used by this process and by Redis over one measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuMark {
+    own: f64,
+    redis: f64,
+    at: std::time::Instant,
+}
+
+impl CpuMark {
+    /// Now.
+    pub fn take(redis_cpu: f64) -> CpuMark {
+        CpuMark {
+            own: own_cpu_secs(),
+            redis: redis_cpu,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// "bench+workers x.x cores, redis y.y cores" since `self`.
+    pub fn note_until(&self, redis_cpu_now: f64) -> String {
+        let wall = self.at.elapsed().as_secs_f64();
+        if wall < 0.1 {
+            return "cpu: too short to tell".into();
+        }
+        let own = (own_cpu_secs() - self.own) / wall;
+        if redis_cpu_now.is_nan() || self.redis.is_nan() {
+            return format!("cpu: this process {own:.2} cores");
+        }
+        let redis = (redis_cpu_now - self.redis) / wall;
+        format!("cpu: this process {own:.2} cores, redis {redis:.2} cores")
+    }
+}
