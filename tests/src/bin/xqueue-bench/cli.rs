@@ -22,6 +22,18 @@ pub enum Phase {
     Rss,
 }
 
+/// One measurement of the library and HTTP phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Enqueue rates.
+    Enqueue,
+    /// Processing rate of pre-queued tasks.
+    Processing,
+    /// Submit→start latency at the steady rate, and on an idle pool.
+    Latency,
+}
+
 /// Benchmarks XQueue against the limit of the broker underneath: one run against one Redis,
 /// a table (or JSON) at the end.
 #[derive(Clone, Debug, Parser, serde::Serialize)]
@@ -87,6 +99,10 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub phases: Vec<Phase>,
 
+    /// Library measurements to take, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub measure: Vec<Measure>,
+
     /// A short smoke run: small counts, 2-second latency runs.
     #[arg(long)]
     pub quick: bool,
@@ -120,6 +136,9 @@ impl Args {
             }
             self.phases.push(Phase::Rss);
         }
+        if self.measure.is_empty() {
+            self.measure = vec![Measure::Enqueue, Measure::Processing, Measure::Latency];
+        }
         self.phases.sort();
         self.phases.dedup();
         self
@@ -128,6 +147,11 @@ impl Args {
     /// Whether `phase` is to run.
     pub fn runs(&self, phase: Phase) -> bool {
         self.phases.contains(&phase)
+    }
+
+    /// Whether measurement `m` is to be taken.
+    pub fn measures(&self, m: Measure) -> bool {
+        self.measure.contains(&m)
     }
 
     /// The latency measurement's warm-up, excluded from the histogram.

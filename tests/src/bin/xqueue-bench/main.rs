@@ -12,14 +12,15 @@
 //! ```
 
 mod cli;
-mod http;
 mod latency;
-mod library;
+mod phases;
 mod progress;
 mod raw;
 mod redisx;
 mod report;
 mod rss;
+mod setup;
+mod submit;
 mod sys;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ use crate::cli::{Args, Phase};
 use crate::progress::Progress;
 use crate::redisx::{RedisProbe, Snapshot};
 use crate::report::{Check, Report, Value};
+use crate::setup::Target;
+use crate::submit::Via;
 use crate::sys::{CpuMark, Machine};
 
 /// The bench's own plumbing errors: anything, as text.
@@ -77,6 +80,12 @@ impl Ctx {
         }
         let later = self.snapshot().await;
         let cpu = cpu.note_until(later.cpu);
+        if std::env::var_os("XQUEUE_BENCH_COMMANDSTATS").is_some() {
+            eprintln!(
+                "commandstats over {tasks} tasks:\n{}",
+                snap.detail(&later, tasks)
+            );
+        }
         format!("{cpu}; {}", snap.per_task_note(&later, tasks))
     }
 
@@ -189,13 +198,13 @@ async fn run(args: Args) -> Result<Report> {
         }
     }
     if ctx.args.runs(Phase::Redis) {
-        library::run(&ctx, library::Target::Redis, &mut report).await;
+        phases::run(&ctx, Target::Redis, Via::Library, &mut report).await;
     }
     if ctx.args.runs(Phase::Http) {
-        http::run(&ctx, &mut report).await;
+        phases::run(&ctx, Target::Redis, Via::Http, &mut report).await;
     }
     if ctx.args.runs(Phase::Memory) {
-        library::run(&ctx, library::Target::Memory, &mut report).await;
+        phases::run(&ctx, Target::Memory, Via::Library, &mut report).await;
     }
     if ctx.args.runs(Phase::Kafka) {
         kafka(&ctx, &mut report).await;
@@ -229,10 +238,10 @@ async fn kafka(ctx: &Ctx, report: &mut Report) {
     eprintln!("starting the Kafka broker …");
     match xqueue_tests::kafka::KafkaBroker::start().await {
         Some(broker) => {
-            let target = library::Target::Kafka {
+            let target = Target::Kafka {
                 bootstrap: broker.bootstrap().to_string(),
             };
-            library::run(ctx, target, report).await;
+            phases::run(ctx, target, Via::Library, report).await;
         }
         None => report.add(
             "kafka (library)",

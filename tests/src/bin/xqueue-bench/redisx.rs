@@ -18,6 +18,8 @@ pub struct RedisProbe {
 pub struct Snapshot {
     /// Calls per command name.
     pub calls: BTreeMap<String, u64>,
+    /// Microseconds spent per command name.
+    pub usec: BTreeMap<String, u64>,
     /// `used_cpu_user + used_cpu_sys` of the server.
     pub cpu: f64,
 }
@@ -100,21 +102,25 @@ impl RedisProbe {
     /// Commands and CPU now.
     pub async fn snapshot(&self) -> Snapshot {
         let mut calls = BTreeMap::new();
+        let mut usec = BTreeMap::new();
         if let Ok(m) = self.info("commandstats").await {
             for (k, v) in m {
                 let Some(name) = k.strip_prefix("cmdstat_") else {
                     continue;
                 };
-                let n = v
-                    .split(',')
-                    .find_map(|p| p.strip_prefix("calls="))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                calls.insert(name.to_string(), n);
+                let field = |f: &str| {
+                    v.split(',')
+                        .find_map(|p| p.strip_prefix(f))
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0)
+                };
+                calls.insert(name.to_string(), field("calls="));
+                usec.insert(name.to_string(), field("usec="));
             }
         }
         Snapshot {
             calls,
+            usec,
             cpu: self.cpu_secs().await,
         }
     }
@@ -169,6 +175,32 @@ impl RedisProbe {
 }
 
 impl Snapshot {
+    /// Every command's calls and microseconds per task between `self` and `later`, one per
+    /// line, busiest first (for `XQUEUE_BENCH_COMMANDSTATS=1`).
+    pub fn detail(&self, later: &Snapshot, tasks: u64) -> String {
+        let tasks = tasks.max(1) as f64;
+        let mut rows: Vec<(String, f64, f64)> = later
+            .calls
+            .iter()
+            .map(|(k, v)| {
+                let calls = v.saturating_sub(*self.calls.get(k).unwrap_or(&0)) as f64;
+                let us = later
+                    .usec
+                    .get(k)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(*self.usec.get(k).unwrap_or(&0))
+                    as f64;
+                (k.clone(), calls / tasks, us / tasks)
+            })
+            .filter(|r| r.1 > 0.0)
+            .collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        rows.iter()
+            .map(|(k, c, u)| format!("  {k:<24} {c:>8.3} calls/task {u:>9.2} µs/task\n"))
+            .collect()
+    }
+
     /// Commands per task between `self` and `later`: the total and the busiest six.
     ///
     /// Commands run inside scripts are counted too (Redis 7 counts them), so the total is
