@@ -218,7 +218,7 @@ impl Snapshot {
             })
             .filter(|(k, v)| *v > 0 && k != "info")
             .collect();
-        diffs.sort_by(|a, b| b.1.cmp(&a.1));
+        diffs.sort_by_key(|d| std::cmp::Reverse(d.1));
         let total: u64 = diffs.iter().map(|d| d.1).sum();
         let top: Vec<String> = diffs
             .iter()

@@ -1,0 +1,66 @@
+//! `xqueue-bench --quick` against a container Redis: the tool's library phases complete and
+//! report non-zero rates. No timing is asserted (numbers belong in BENCHMARKS.md).
+
+use std::process::Command;
+
+use serde_json::Value;
+use xqueue_tests::docker::require_docker;
+
+#[test]
+fn quick_run_of_the_library_phases_reports_rates() {
+    if !require_docker() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_xqueue-bench"))
+        .args([
+            "--quick",
+            "--json",
+            "--phases",
+            "raw,redis,memory",
+            "--tasks",
+            "500",
+            "--enqueue-tasks",
+            "100",
+            "--latency-secs",
+            "1",
+            "--idle-samples",
+            "5",
+        ])
+        .output()
+        .expect("running xqueue-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "xqueue-bench failed:\n{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
+    let results = report["results"].as_array().expect("results");
+
+    let skipped: Vec<&Value> = results.iter().filter(|r| r["kind"] == "skipped").collect();
+    assert!(skipped.is_empty(), "skipped measurements: {skipped:#?}");
+    let rate = |group: &str, name: &str| {
+        results
+            .iter()
+            .find(|r| r["group"] == group && r["name"] == name)
+            .and_then(|r| r["per_sec"].as_f64())
+            .unwrap_or_else(|| panic!("no rate for {group} / {name}: {results:#?}"))
+    };
+    for group in ["redis (library)", "memory (library)"] {
+        for name in [
+            "enqueue one by one",
+            "enqueue concurrent",
+            "enqueue batched",
+            "processing",
+        ] {
+            assert!(rate(group, name) > 0.0, "{group} / {name}");
+        }
+        let idle = results
+            .iter()
+            .find(|r| r["group"] == group && r["name"] == "idle worker submit→start")
+            .expect("an idle-worker latency");
+        assert!(idle["count"].as_u64() > Some(0), "{idle:#?}");
+    }
+    assert!(rate("raw baseline", "processing") > 0.0);
+    assert!(
+        report["ratio"].as_f64() > Some(0.0),
+        "no ratio: {report:#?}"
+    );
+}
