@@ -285,6 +285,16 @@ impl ServerConfig {
         ServerConfig::parse_from(["xqueue-server"])
     }
 
+    /// Parses command-line style arguments (the first one is the program name), reading
+    /// unset settings from the environment as the binary does.
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        ServerConfig::try_parse_from(args)
+    }
+
     /// Per-type limits: the built-in ones ([`DEFAULT_LIMITS`]) overridden by those given,
     /// the last one given per type winning.
     pub fn limit_map(&self) -> BTreeMap<String, u32> {

@@ -22,7 +22,7 @@ pub enum ServerError {
     #[error("task manager: {0}")]
     Manager(#[from] xqueue_core::Error),
     /// The listener could not be bound or failed.
-    #[error("HTTP server on {addr}: {source}")]
+    #[error("serving on {addr}: {source}")]
     Io {
         /// The listen address.
         addr: String,
@@ -83,6 +83,11 @@ where
 
 /// Serves [`app`] on `listener` until `signal` completes, then shuts the state's task manager
 /// down within `deadline`.
+///
+/// # Errors
+/// The server's I/O errors, and [`std::io::ErrorKind::TimedOut`] when the task manager has
+/// not stopped [`SHUTDOWN_GRACE`] after the deadline and one block timeout (what it still
+/// held is redelivered, as after a crash).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -94,8 +99,21 @@ pub async fn serve(
         .with_graceful_shutdown(signal)
         .await?;
     tracing::info!(?deadline, "HTTP server stopped; draining running tasks");
-    Ok(manager.shutdown(deadline).await)
+    let limit = deadline + manager.config().block_timeout + SHUTDOWN_GRACE;
+    tokio::time::timeout(limit, manager.shutdown(deadline))
+        .await
+        .map_err(|_| {
+            tracing::error!(?limit, "the task manager did not stop in time; exiting anyway (unacked deliveries are redelivered)");
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the task manager did not stop within {limit:?}"),
+            )
+        })
 }
+
+/// Time the task manager's shutdown may take beyond its deadline and one fetch (giving
+/// deliveries back, recording outcomes, leaving the group) before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
