@@ -52,7 +52,9 @@ expect_status "POST delayed task" 201 "$r"
 delayed=$(jq -r .task_id <<<"${r#* }")
 [[ $(jq -r .status <<<"${r#* }") == scheduled ]] && pass "delayed task is scheduled" || fail "status" "${r#* }"
 wait_status "$delayed" success 10 && pass "delayed task ran" || fail "delayed task did not run"
-r=$(http POST /api/v1/tasks '{"type":"noop","run_at":"2030-01-01T00:00:00Z"}')
+in_an_hour=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v+1H +%Y-%m-%dT%H:%M:%SZ)
+r=$(http POST /api/v1/tasks "{\"type\":\"noop\",\"run_at\":\"$in_an_hour\"}")
+expect_status "POST task with run_at in an hour" 201 "$r"
 later=$(jq -r .task_id <<<"${r#* }")
 r=$(http POST "/api/v1/tasks/$later/cancel")
 expect_status "cancel a scheduled task" 200 "$r"

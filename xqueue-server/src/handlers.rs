@@ -51,7 +51,7 @@ impl TaskHandler for ExampleHandler {
 
     async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
         let took = simulate(task, Duration::from_millis(1000)).await?;
-        tracing::info!(task_id = %task.id, task_type = "example", "example task processed");
+        tracing::debug!(task_id = %task.id, task_type = "example", "example task processed");
         Ok(json!({
             "message": task.payload.get("message").cloned().unwrap_or(Value::Null),
             "duration_ms": took.as_millis() as u64,
@@ -72,7 +72,7 @@ impl TaskHandler for EmailHandler {
     async fn handle(&self, task: &Task) -> Result<Value, TaskError> {
         let took = simulate(task, Duration::from_millis(500)).await?;
         let to = task.payload.get("to").cloned().unwrap_or(Value::Null);
-        tracing::info!(task_id = %task.id, task_type = "email", to = %to, "email sent (simulated)");
+        tracing::debug!(task_id = %task.id, task_type = "email", to = %to, "email sent (simulated)");
         Ok(json!({
             "sent_to": to,
             "subject": task.payload.get("subject").cloned().unwrap_or(Value::Null),
