@@ -1,16 +1,26 @@
 //! `xqueue-server`: XQueue's REST API and worker pool. See `xqueue-server --help`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use xqueue_server::config::{LogFormat, ServerConfig};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = ServerConfig::parse();
     init_tracing(config.log_format);
-    match xqueue_server::server::run(config).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xqueue-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(xqueue_server::server::run(config)) {
         Ok(report) => {
             tracing::info!(?report, "stopped");
             ExitCode::SUCCESS
@@ -20,7 +30,10 @@ async fn main() -> ExitCode {
             eprintln!("xqueue-server: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Do not wait for blocking work a backend may still hold (a broker client closing).
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
 }
 
 fn init_tracing(format: LogFormat) {

@@ -224,7 +224,14 @@ fn bad_settings_fail_at_start_up_with_a_message() {
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let c = client();
-    let mut server = Server::spawn(&["--backend", "memory", "--shutdown-deadline", "5s"]);
+    let mut server = Server::spawn(&[
+        "--backend",
+        "memory",
+        "--shutdown-deadline",
+        "5s",
+        "--block-timeout",
+        "500ms",
+    ]);
     server.ready(&c).await;
     let ids = submit_many(
         &c,
