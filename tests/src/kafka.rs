@@ -45,10 +45,7 @@ impl KafkaBroker {
         let bootstrap = format!("127.0.0.1:{port}");
         let base = GenericImage::new(name, tag).with_exposed_port(9092.tcp());
         let request = if name.contains("tansu") {
-            base.with_env_var(
-                "ADVERTISED_LISTENER_URL",
-                format!("tcp://127.0.0.1:{port}"),
-            )
+            base.with_env_var("ADVERTISED_LISTENER_URL", format!("tcp://127.0.0.1:{port}"))
         } else {
             apache_kafka(base, port)
         };
@@ -108,9 +105,16 @@ impl KafkaBroker {
 }
 
 /// A [`KafkaConfig`] for tests: unique topic prefix, small group timeouts, fast commits.
+/// `XQUEUE_KAFKA_DEBUG` sets librdkafka's `debug` property.
 pub fn test_config(bootstrap: &str) -> KafkaConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut properties = std::collections::BTreeMap::new();
+    // librdkafka's own debug contexts (e.g. `cgrp,topic`), logged at debug level.
+    if let Ok(debug) = std::env::var("XQUEUE_KAFKA_DEBUG") {
+        properties.insert("debug".to_string(), debug);
+    }
     KafkaConfig {
+        properties,
         topic_prefix: format!("t{}", &id[..12]),
         partitions: 4,
         session_timeout: Duration::from_secs(6),

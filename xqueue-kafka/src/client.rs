@@ -23,7 +23,7 @@ pub(crate) fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
 /// (`enable.auto.offset.store=false`: only offsets XQueue stores are committed).
 pub(crate) fn member_config(cfg: &KafkaConfig, group: &str, name: &str) -> ClientConfig {
     let mut c = base(cfg);
-    c.set("group.id", group)
+    c.set("group.id", cfg.group_id(group))
         .set("client.id", name)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
@@ -42,7 +42,7 @@ pub(crate) fn member_config(cfg: &KafkaConfig, group: &str, name: &str) -> Clien
 /// it never subscribes, so it never joins the group.
 pub(crate) fn inspector_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {
     let mut c = base(cfg);
-    c.set("group.id", group)
+    c.set("group.id", cfg.group_id(group))
         .set("client.id", "xqueue-inspector")
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false");
@@ -60,7 +60,21 @@ fn base(cfg: &KafkaConfig) -> ClientConfig {
         c.set(key, value);
     }
     c.set("socket.timeout.ms", millis(cfg.request_timeout));
+    // KIP-714 client metrics: not every Kafka-protocol broker answers them sanely.
+    c.set("enable.metrics.push", "false");
+    c.set_log_level(log_level());
     c
+}
+
+/// librdkafka's log level: as verbose as `tracing` listens to this module.
+fn log_level() -> RDKafkaLogLevel {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else if tracing::enabled!(tracing::Level::INFO) {
+        RDKafkaLogLevel::Info
+    } else {
+        RDKafkaLogLevel::Warning
+    }
 }
 
 fn overrides(cfg: &KafkaConfig, mut c: ClientConfig) -> ClientConfig {

@@ -17,7 +17,8 @@ use xqueue_core::{Error, Result};
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list of brokers. Default `localhost:9092`.
     pub bootstrap_servers: String,
-    /// Every queue `q` lives in topic `{topic_prefix}.{q}`. Default `xqueue`.
+    /// Every queue `q` lives in topic `{topic_prefix}.{q}`, and XQueue group `g` is Kafka
+    /// consumer group `{topic_prefix}.{g}`. Default `xqueue`.
     pub topic_prefix: String,
     /// Partitions of each topic XQueue creates; bounds how many group members share one queue
     /// (not how many tasks run at once). Default 6.
@@ -157,6 +158,12 @@ impl KafkaConfig {
     /// The topic of queue `queue`.
     pub(crate) fn topic(&self, queue: &str) -> String {
         format!("{}.{}", self.topic_prefix, queue)
+    }
+
+    /// The Kafka group id of XQueue group `group`: groups are namespaced by the topic prefix
+    /// too, so deployments with different prefixes never share a group.
+    pub(crate) fn group_id(&self, group: &str) -> String {
+        format!("{}.{}", self.topic_prefix, group)
     }
 
     /// Connection and security settings shared by every client.

@@ -47,7 +47,7 @@ pub(crate) async fn info(
     let timeout = backend.inner.cfg.request_timeout;
     let (snapshots, members) = {
         let topics = topics.clone();
-        let group = group.to_string();
+        let group = backend.inner.cfg.group_id(group);
         tokio::task::spawn_blocking(move || read_brokers(&inspector, &group, &topics, timeout))
             .await
             .map_err(|e| error::join("reading queue info", e))??
@@ -65,6 +65,8 @@ fn read_brokers(
     topics: &[String],
     timeout: Duration,
 ) -> Result<(Vec<Option<TopicSnapshot>>, Members)> {
+    // The inspector never polls for messages; serve its queued events (logs, errors) here.
+    while inspector.poll(Duration::ZERO).is_some() {}
     let mut snapshots = Vec::with_capacity(topics.len());
     for topic in topics {
         let md = inspector
@@ -142,6 +144,10 @@ fn describe(
     };
     let mut consumers: BTreeMap<String, ConsumerInfo> = BTreeMap::new();
     for (name, subscribed) in members {
+        // A member without a client id cannot be named (tansu reports none).
+        if name.is_empty() {
+            continue;
+        }
         if subscribed
             .as_ref()
             .is_none_or(|ts| ts.iter().any(|t| t == topic))
@@ -181,7 +187,6 @@ fn describe(
     };
     let mut committed_any = false;
     for (partition, low, high, committed) in snapshot.partitions {
-        info.length += (high - low).max(0) as u64;
         committed_any |= committed.is_some();
         // This process's owner of the partition knows better than the broker's last commit.
         let mut committed = committed;
@@ -193,6 +198,12 @@ fn describe(
                 local = Some((pending, next_read, st.buffered_on(topic, partition)));
             }
         }
+        // A watermark read a moment before a commit (or from a broker that reports it late)
+        // may trail what the group has already read.
+        let high = high
+            .max(committed.unwrap_or(high))
+            .max(local.and_then(|l| l.1).unwrap_or(high));
+        info.length += (high - low).max(0) as u64;
         let start = committed.unwrap_or(low).max(low);
         let lag = (high - start).max(0) as u64;
         info.waiting += match local {

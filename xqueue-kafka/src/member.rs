@@ -192,6 +192,7 @@ impl Shared {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        let mut store = TopicPartitionList::new();
         let mut commit = TopicPartitionList::new();
         {
             let mut st = self.lock();
@@ -199,7 +200,9 @@ impl Shared {
                 let Some(mut tracker) = st.trackers.remove(tp) else {
                     continue;
                 };
-                tracker.advance();
+                if let Some(pos) = tracker.advance() {
+                    let _ = store.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
+                }
                 if let Some(pos) = tracker.stored() {
                     let _ = commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
                 }
@@ -215,10 +218,15 @@ impl Shared {
                 }
             }
         }
-        if commit.count() > 0 && !lost {
-            if let Err(e) = consumer.store_offsets(&commit) {
+        if lost {
+            return;
+        }
+        if store.count() > 0 {
+            if let Err(e) = consumer.store_offsets(&store) {
                 tracing::debug!(backend = KIND, error = %e, "storing offsets on revoke");
             }
+        }
+        if commit.count() > 0 {
             if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
                 tracing::warn!(backend = KIND, error = %e, "committing offsets on revoke");
             }
@@ -636,25 +644,12 @@ fn poll_batch(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
 
 /// Commits what is done and leaves the group. Deliveries still pending are redelivered to
 /// the group from the committed position.
+///
+/// Unsubscribing revokes the assignment, and the revoke callback commits the stored positions
+/// synchronously. Positions are stored once each (storing them again right before the close
+/// made librdkafka 2.12's destroy hang, waiting for a broker thread, against tansu).
 fn shutdown(consumer: BaseConsumer<MemberContext>, shared: &Shared) {
-    let commit = {
-        let mut st = shared.lock();
-        st.dirty.clear();
-        let mut tpl = TopicPartitionList::new();
-        for (tp, tracker) in st.trackers.iter_mut() {
-            tracker.advance();
-            if let Some(pos) = tracker.stored() {
-                let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
-            }
-        }
-        tpl
-    };
-    if commit.count() > 0 {
-        let _ = consumer.store_offsets(&commit);
-        if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-            tracing::warn!(backend = KIND, error = %e, "committing offsets on leave");
-        }
-    }
+    store_done(&consumer, shared);
     consumer.unsubscribe();
     let until = Instant::now() + shared.request_timeout.min(Duration::from_secs(10));
     while Instant::now() < until {
@@ -663,6 +658,7 @@ fn shutdown(consumer: BaseConsumer<MemberContext>, shared: &Shared) {
             break;
         }
     }
+    // Dropping closes the consumer: it leaves the group and waits for librdkafka to finish.
     drop(consumer);
     tracing::debug!(backend = KIND, "left the group");
 }
