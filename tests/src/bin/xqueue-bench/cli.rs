@@ -53,6 +53,12 @@ pub struct Args {
     )]
     pub redis_image: String,
 
+    /// Start the Redis container with the append-only file on (`appendfsync everysec`, what
+    /// XQueue's durability promise needs). Default off: Redis's own default, and what the
+    /// reference figures were measured with. Ignored with `--redis-url`.
+    #[arg(long)]
+    pub aof: bool,
+
     /// Tasks processed by the processing phases (and the raw baseline).
     #[arg(long, default_value_t = 100_000)]
     pub tasks: usize,

@@ -158,8 +158,13 @@ async fn run(args: Args) -> Result<Report> {
         (Some(url), _) => Some(url.clone()),
         (None, false) => None,
         (None, true) => {
-            eprintln!("starting Redis from {} …", args.redis_image);
-            let server = xqueue_tests::redis::RedisServer::start()
+            eprintln!(
+                "starting Redis from {} (appendonly {}) …",
+                args.redis_image,
+                if args.aof { "yes" } else { "no" }
+            );
+            let aof = if args.aof { "yes" } else { "no" };
+            let server = xqueue_tests::redis::RedisServer::start_with(&["--appendonly", aof])
                 .await
                 .ok_or("Docker is not available: start it, or give --redis-url")?;
             let url = server.url().to_string();
@@ -171,12 +176,18 @@ async fn run(args: Args) -> Result<Report> {
         Some(u) => Some(RedisProbe::connect(u).await?),
         None => None,
     };
-    let version = match &redis {
-        Some(r) => r.version().await,
-        None => "not used".into(),
+    let (version, aof) = match &redis {
+        Some(r) => {
+            let aof = r.info("persistence").await?;
+            (
+                r.version().await,
+                aof.get("aof_enabled").is_some_and(|v| v == "1"),
+            )
+        }
+        None => ("not used".into(), false),
     };
     let mut report = Report {
-        machine: Some(Machine::read(version)),
+        machine: Some(Machine::read(version, aof)),
         settings: serde_json::to_value(&args)?,
         ..Report::default()
     };

@@ -162,7 +162,20 @@ impl Report {
                 r.note.clone(),
             ]);
         }
-        let mut out = render(&rows);
+        let mut out = String::new();
+        if let Some(m) = &self.machine {
+            out.push_str(&format!(
+                "machine: {} × {}, {:.1} GiB RAM, Linux {}, load {:.2} at start; Redis {} (appendonly {})\n\n",
+                m.cpus,
+                m.cpu_model,
+                m.memory_bytes as f64 / (1u64 << 30) as f64,
+                m.kernel,
+                m.load_at_start,
+                m.redis_version,
+                if m.redis_aof { "yes" } else { "no" },
+            ));
+        }
+        out.push_str(&render(&rows));
         if let Some(ratio) = self.ratio {
             out.push_str(&format!(
                 "\nXQueue-Redis processing / raw baseline: {:.1} % ({ratio:.3})\n",

@@ -15,13 +15,15 @@ pub struct Machine {
     pub kernel: String,
     /// The Redis server's version.
     pub redis_version: String,
+    /// Whether Redis writes an append-only file.
+    pub redis_aof: bool,
     /// Load average (1 minute) when the run started: others' work on the same cores.
     pub load_at_start: f64,
 }
 
 impl Machine {
     /// Reads the machine's description; `redis_version` from the server used.
-    pub fn read(redis_version: String) -> Machine {
+    pub fn read(redis_version: String, redis_aof: bool) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -53,6 +55,7 @@ impl Machine {
             memory_bytes,
             kernel,
             redis_version,
+            redis_aof,
             load_at_start,
         }
     }
