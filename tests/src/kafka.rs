@@ -105,13 +105,23 @@ impl KafkaBroker {
 }
 
 /// A [`KafkaConfig`] for tests: unique topic prefix, small group timeouts, fast commits.
-/// `XQUEUE_KAFKA_DEBUG` sets librdkafka's `debug` property.
+/// `XQUEUE_KAFKA_DEBUG` sets librdkafka's `debug` property; `XQUEUE_KAFKA_PROPERTIES`
+/// (`key=value,…`) adds any other.
 pub fn test_config(bootstrap: &str) -> KafkaConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut properties = std::collections::BTreeMap::new();
     // librdkafka's own debug contexts (e.g. `cgrp,topic`), logged at debug level.
     if let Ok(debug) = std::env::var("XQUEUE_KAFKA_DEBUG") {
         properties.insert("debug".to_string(), debug);
+    }
+    // Extra librdkafka properties, `key=value,key=value`.
+    if let Ok(extra) = std::env::var("XQUEUE_KAFKA_PROPERTIES") {
+        for pair in extra.split(',').filter(|p| !p.trim().is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("XQUEUE_KAFKA_PROPERTIES: {pair:?} is not key=value"));
+            properties.insert(key.trim().to_string(), value.trim().to_string());
+        }
     }
     KafkaConfig {
         properties,

@@ -49,7 +49,10 @@ async fn two_managers_on_kafka_complete_2000_tasks() {
         let manager = TaskManager::new(backends, config);
         for task_type in ["email", "report"] {
             manager
-                .register_handler_with(RecordingHandler::new(task_type, recorder.clone()), options())
+                .register_handler_with(
+                    RecordingHandler::new(task_type, recorder.clone()),
+                    options(),
+                )
                 .expect("register");
         }
         manager.start().await.expect("start");
@@ -88,7 +91,10 @@ async fn two_managers_on_kafka_complete_2000_tasks() {
         let done = managers[1].get(&t.id).await.expect("get");
         assert_eq!(done.status, TaskStatus::Success, "{done:?}");
     }
-    let processed: u64 = managers.iter().map(|m| m.worker_stats().processed_tasks).sum();
+    let processed: u64 = managers
+        .iter()
+        .map(|m| m.worker_stats().processed_tasks)
+        .sum();
     assert!(processed >= 2000, "processed {processed}");
     let (a, b) = (
         managers[0].worker_stats().processed_tasks,

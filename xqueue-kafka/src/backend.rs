@@ -375,15 +375,13 @@ impl QueueBackend for KafkaBackend {
 
     async fn leave(&self, consumer: &Consumer) -> Result<()> {
         let member = lock(&self.inner.members).remove(consumer);
-        let Some(thread) = member.and_then(|m| m.stop()) else {
+        let Some(left) = member.and_then(|m| m.stop()) else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| error::join("leaving the group", e))?
-            .map_err(|_| Error::Backend {
-                backend: KIND,
-                message: "the consumer thread panicked".into(),
-            })
+        let deadline = self.inner.cfg.request_timeout + self.inner.cfg.revoke_drain;
+        match tokio::time::timeout(deadline, left).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::Timeout(deadline)),
+        }
     }
 }

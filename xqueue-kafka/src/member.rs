@@ -8,7 +8,6 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -293,7 +292,9 @@ impl ConsumerContext for MemberContext {
 /// One group member of this process.
 pub(crate) struct Member {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Answered once the member has committed and left the group (before its client is
+    /// destroyed, which librdkafka may take long over).
+    left: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
     /// Where the member's topics live.
     prefix: String,
 }
@@ -318,17 +319,18 @@ impl Member {
                 .create_with_context(context)
                 .map_err(|e| error::map("creating consumer", e))?;
         let thread_shared = shared.clone();
+        let (left_tx, left_rx) = tokio::sync::oneshot::channel();
         let span = tracing::info_span!("kafka_member", backend = KIND, group = %consumer.group, consumer = %consumer.name);
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("xqueue-kafka-{}", consumer.name))
-            .spawn(move || span.in_scope(|| run(kafka, thread_shared)))
+            .spawn(move || span.in_scope(|| run(kafka, thread_shared, left_tx)))
             .map_err(|e| Error::Backend {
                 backend: KIND,
                 message: format!("starting the consumer thread: {e}"),
             })?;
         Ok(Member {
             shared,
-            thread: Mutex::new(Some(thread)),
+            left: Mutex::new(Some(left_rx)),
             prefix: format!("{}.", cfg.topic_prefix),
         })
     }
@@ -436,10 +438,11 @@ impl Member {
         format!("{}{}", self.prefix, queue)
     }
 
-    /// Stops the poll thread after it committed what is done and left the group.
-    pub(crate) fn stop(&self) -> Option<JoinHandle<()>> {
+    /// Stops the poll thread; the receiver answers once the member committed what is done
+    /// and left the group (`None` if another caller already waits for it).
+    pub(crate) fn stop(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.thread.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.left.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -487,14 +490,18 @@ fn take(st: &mut State, queues: &[(QueueName, String)], count: usize) -> Vec<Del
 }
 
 /// The poll thread.
-fn run(consumer: BaseConsumer<MemberContext>, shared: Arc<Shared>) {
+fn run(
+    consumer: BaseConsumer<MemberContext>,
+    shared: Arc<Shared>,
+    left: tokio::sync::oneshot::Sender<()>,
+) {
     while !shared.stop.load(Ordering::SeqCst) {
         subscribe_if_needed(&consumer, &shared);
         store_done(&consumer, &shared);
         pause_or_resume(&consumer, &shared);
         poll_batch(&consumer, &shared);
     }
-    shutdown(consumer, &shared);
+    shutdown(consumer, &shared, left);
 }
 
 fn subscribe_if_needed(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
@@ -648,7 +655,11 @@ fn poll_batch(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
 /// Unsubscribing revokes the assignment, and the revoke callback commits the stored positions
 /// synchronously. Positions are stored once each (storing them again right before the close
 /// made librdkafka 2.12's destroy hang, waiting for a broker thread, against tansu).
-fn shutdown(consumer: BaseConsumer<MemberContext>, shared: &Shared) {
+fn shutdown(
+    consumer: BaseConsumer<MemberContext>,
+    shared: &Shared,
+    left: tokio::sync::oneshot::Sender<()>,
+) {
     store_done(&consumer, shared);
     consumer.unsubscribe();
     let until = Instant::now() + shared.request_timeout.min(Duration::from_secs(10));
@@ -658,6 +669,7 @@ fn shutdown(consumer: BaseConsumer<MemberContext>, shared: &Shared) {
             break;
         }
     }
+    let _ = left.send(());
     // Dropping closes the consumer: it leaves the group and waits for librdkafka to finish.
     drop(consumer);
     tracing::debug!(backend = KIND, "left the group");
