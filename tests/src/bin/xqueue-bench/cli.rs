@@ -59,6 +59,11 @@ pub struct Args {
     #[arg(long)]
     pub aof: bool,
 
+    /// Reach the Redis container through its published port (Docker's userland proxy, one
+    /// more hop per round trip) instead of its bridge address.
+    #[arg(long)]
+    pub via_docker_proxy: bool,
+
     /// Tasks processed by the processing phases (and the raw baseline).
     #[arg(long, default_value_t = 100_000)]
     pub tasks: usize,

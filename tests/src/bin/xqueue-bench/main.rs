@@ -153,6 +153,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<Report> {
     let needs_redis = args.phases.iter().any(|p| *p != Phase::Memory);
+    let ctx_args_via_proxy = args.via_docker_proxy;
     let mut container = None;
     let url = match (&args.redis_url, needs_redis) {
         (Some(url), _) => Some(url.clone()),
@@ -167,7 +168,7 @@ async fn run(args: Args) -> Result<Report> {
             let server = xqueue_tests::redis::RedisServer::start_with(&["--appendonly", aof])
                 .await
                 .ok_or("Docker is not available: start it, or give --redis-url")?;
-            let url = server.url().to_string();
+            let url = direct_url(&server, ctx_args_via_proxy).await;
             container = Some(server);
             Some(url)
         }
@@ -187,7 +188,11 @@ async fn run(args: Args) -> Result<Report> {
         None => ("not used".into(), false),
     };
     let mut report = Report {
-        machine: Some(Machine::read(version, aof)),
+        machine: Some(Machine::read(
+            version,
+            aof,
+            url.as_deref().map(address_of).unwrap_or_default(),
+        )),
         settings: serde_json::to_value(&args)?,
         ..Report::default()
     };
@@ -242,6 +247,57 @@ async fn run(args: Args) -> Result<Report> {
     report.checks = checks(&report, &ctx.args);
     drop(container);
     Ok(report)
+}
+
+/// `host:port` of a Redis URL (no credentials).
+fn address_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// The container's bridge address when this host reaches it (no userland proxy in between),
+/// else its published port.
+async fn direct_url(server: &xqueue_tests::redis::RedisServer, via_proxy: bool) -> String {
+    let published = server.url().to_string();
+    if via_proxy {
+        return published;
+    }
+    let ip = match server.container().get_bridge_ip_address().await {
+        Ok(ip) => ip.to_string(),
+        // Some daemons name the default network "default", which the API call cannot
+        // inspect: ask the CLI.
+        Err(_) => {
+            let out = std::process::Command::new("docker")
+                .args([
+                    "inspect",
+                    "-f",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                    server.container().id(),
+                ])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                _ => String::new(),
+            }
+        }
+    };
+    if ip.is_empty() {
+        return published;
+    }
+    let direct = format!("redis://{ip}:6379");
+    let answers = async {
+        let probe = RedisProbe::connect(&direct).await.ok()?;
+        probe.info("server").await.ok()
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), answers).await {
+        Ok(Some(_)) => direct,
+        _ => published,
+    }
 }
 
 #[cfg(feature = "kafka")]

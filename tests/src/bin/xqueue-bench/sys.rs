@@ -17,13 +17,15 @@ pub struct Machine {
     pub redis_version: String,
     /// Whether Redis writes an append-only file.
     pub redis_aof: bool,
+    /// Where Redis was reached.
+    pub redis_address: String,
     /// Load average (1 minute) when the run started: others' work on the same cores.
     pub load_at_start: f64,
 }
 
 impl Machine {
     /// Reads the machine's description; `redis_version` from the server used.
-    pub fn read(redis_version: String, redis_aof: bool) -> Machine {
+    pub fn read(redis_version: String, redis_aof: bool, redis_address: String) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -56,6 +58,7 @@ impl Machine {
             kernel,
             redis_version,
             redis_aof,
+            redis_address,
             load_at_start,
         }
     }
