@@ -78,6 +78,15 @@ impl Target {
         }
     }
 
+    /// Whether consuming starts only after a consumer-group join of several seconds.
+    pub fn joins_a_group(&self) -> bool {
+        match self {
+            Target::Redis | Target::Memory => false,
+            #[cfg(feature = "kafka")]
+            Target::Kafka { .. } => true,
+        }
+    }
+
     /// Whether the backends keep anything in Redis.
     pub fn uses_redis(&self) -> bool {
         !matches!(self, Target::Memory)
