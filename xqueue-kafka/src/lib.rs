@@ -14,7 +14,17 @@
 //! ```
 //!
 //! See [`KafkaBackend`] for what the backend guarantees and where it differs from the
-//! contract of [`xqueue_core::QueueBackend`] (its [`xqueue_core::Capabilities`]).
+//! contract of [`xqueue_core::QueueBackend`].
+//!
+//! # Capabilities
+//! | capability | Kafka | why |
+//! |---|---|---|
+//! | `idle_reclaim` | no | Kafka tracks a committed offset per partition, not per-message owners; a vanished member's messages come back on rebalance, after `session_timeout`. |
+//! | `touch` | no | nothing to keep alive per message; the poll thread keeps the membership alive. |
+//! | `durable` | yes | topics and committed offsets live on the brokers. |
+//! | `shared` | yes | any number of processes join the same consumer group. |
+//! | `delivery_count` | no | Kafka does not count deliveries: every delivery reports 1. |
+//! | `exact_ack` | no | only the contiguous prefix of completed offsets is committed: acked messages above a gap are delivered again after a crash or rebalance. |
 
 mod backend;
 mod client;

@@ -679,6 +679,57 @@ fn shutdown(
 mod tests {
     use super::*;
 
+    fn message() -> Message {
+        Message {
+            task_id: xqueue_core::TaskId::generate(),
+            task_type: "t".into(),
+            priority: 5,
+            enqueued_at: 0,
+        }
+    }
+
+    fn buffer(st: &mut State, topic: &str, partition: i32, offsets: std::ops::Range<i64>) {
+        let tracker = st
+            .trackers
+            .entry((topic.to_string(), partition))
+            .or_default();
+        for offset in offsets.clone() {
+            tracker.read(offset);
+        }
+        let buf = st.buffers.entry(topic.to_string()).or_default();
+        for offset in offsets {
+            buf.push_back(Buffered {
+                partition,
+                offset,
+                message: message(),
+            });
+        }
+    }
+
+    #[test]
+    fn fetch_takes_up_to_count_from_every_queue() {
+        let mut st = State::new();
+        buffer(&mut st, "p.a", 0, 0..10);
+        buffer(&mut st, "p.b", 1, 0..2);
+        let queues = [
+            (QueueName::raw("a"), "p.a".to_string()),
+            (QueueName::raw("b"), "p.b".to_string()),
+        ];
+        let got = take(&mut st, &queues, 3);
+        let from_a = got
+            .iter()
+            .filter(|d| d.receipt.queue.as_str() == "a")
+            .count();
+        let from_b = got
+            .iter()
+            .filter(|d| d.receipt.queue.as_str() == "b")
+            .count();
+        assert_eq!((from_a, from_b), (3, 2));
+        assert_eq!(got[0].receipt.tag, "0:0");
+        assert_eq!(st.pending_on("p.a"), 3);
+        assert_eq!(st.buffers["p.a"].len(), 7);
+    }
+
     #[test]
     fn tags_round_trip() {
         assert_eq!(parse_tag(&tag(3, 1234)), Some((3, 1234)));
