@@ -393,3 +393,59 @@ async fn a_full_queue_does_not_stall_another() {
     assert_eq!(seen.len(), 500);
     backend.leave(&c).await.expect("leave");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn info_reports_partitions_lag_and_this_process_pending() {
+    init_tracing();
+    let Some(broker) = KafkaBroker::start().await else {
+        return;
+    };
+    let backend = KafkaBackend::connect(broker.config().partitions(1))
+        .await
+        .expect("connect");
+    let queue = QueueName::raw("info.normal");
+    let c = Consumer::new(unique_group("info"), "c");
+    let before = backend
+        .info(&c.group, &[queue.clone()])
+        .await
+        .expect("info");
+    assert_eq!(before[0].length, 0, "a queue never published to is empty");
+    // One message per publish: each is its own record batch.
+    for m in messages(10) {
+        backend.publish(&queue, &[m]).await.expect("publish");
+    }
+    let got = fetch_n(&backend, &c, &queue, 4, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 4);
+    assert_eq!(backend.ack(&c, &receipts(&got[..1])).await.expect("ack"), 1);
+    let info = &backend
+        .info(&c.group, &[queue.clone()])
+        .await
+        .expect("info")[0];
+    assert_eq!(info.queue, "info.normal");
+    assert_eq!(info.length, 10, "{info:?}");
+    assert_eq!(info.pending, 3, "delivered and not acked: {info:?}");
+    assert_eq!(info.waiting, 6, "not yet delivered: {info:?}");
+    assert_eq!(info.groups, 1);
+    assert_eq!(info.partitions.len(), 1);
+    assert_eq!(info.partitions[0].high_watermark, 10);
+    let me = info
+        .consumers
+        .iter()
+        .find(|x| x.name == "c")
+        .expect("listed");
+    assert_eq!(me.pending, 3);
+
+    assert_eq!(backend.ack(&c, &receipts(&got[1..])).await.expect("ack"), 3);
+    let committed = xqueue_core::testing::eventually(Duration::from_secs(10), || {
+        let backend = backend.clone();
+        let queue = queue.clone();
+        let group = c.group.clone();
+        async move {
+            let info = backend.info(&group, &[queue]).await.expect("info");
+            info[0].partitions[0].committed == Some(4) && info[0].partitions[0].lag == 6
+        }
+    })
+    .await;
+    assert!(committed, "the group commits offset 4: lag 6");
+    backend.leave(&c).await.expect("leave");
+}
