@@ -406,7 +406,7 @@ async fn info_reports_partitions_lag_and_this_process_pending() {
     let queue = QueueName::raw("info.normal");
     let c = Consumer::new(unique_group("info"), "c");
     let before = backend
-        .info(&c.group, &[queue.clone()])
+        .info(&c.group, std::slice::from_ref(&queue))
         .await
         .expect("info");
     assert_eq!(before[0].length, 0, "a queue never published to is empty");
