@@ -418,7 +418,7 @@ async fn info_reports_partitions_lag_and_this_process_pending() {
     assert_eq!(got.len(), 4);
     assert_eq!(backend.ack(&c, &receipts(&got[..1])).await.expect("ack"), 1);
     let info = &backend
-        .info(&c.group, &[queue.clone()])
+        .info(&c.group, std::slice::from_ref(&queue))
         .await
         .expect("info")[0];
     assert_eq!(info.queue, "info.normal");
