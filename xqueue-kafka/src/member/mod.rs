@@ -5,33 +5,23 @@
 //! so rebalance callbacks, offset stores and pauses never race. Fetches and acks only touch
 //! [`State`] under its mutex; the thread picks up their effects within one poll interval.
 
+mod poll;
+mod rebalance;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 use tokio::sync::Notify;
 use xqueue_core::{Consumer, Delivery, Error, Message, QueueName, Receipt, Result};
 
-use crate::client::{log_error, log_line};
 use crate::config::KafkaConfig;
 use crate::error::{self, KIND};
 use crate::offsets::PartitionTracker;
 
-/// How long one `poll` blocks; bounds how late the thread notices stop, subscription changes
-/// and offsets to store.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Subscription changes closer together than this are applied as one (one rebalance when a
-/// worker pool starts a fetcher per task type).
-const SUBSCRIBE_DEBOUNCE: Duration = Duration::from_millis(100);
-/// Most messages taken from librdkafka per wake-up before the thread looks at its other work.
-const POLL_BATCH: usize = 512;
+pub(crate) use rebalance::MemberContext;
 
 /// A topic and partition.
 type Tp = (String, i32);
@@ -155,138 +145,6 @@ impl Shared {
         // A panic while holding the lock leaves plain data behind; keep going with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Partitions taken away: stop handing out their buffered messages, give deliveries in
-    /// flight up to `revoke_drain` to finish, commit what is done and forget the rest (the
-    /// next owner reads it again from the committed position).
-    fn revoke(&self, consumer: &BaseConsumer<MemberContext>, revoked: &TopicPartitionList) {
-        let tps: Vec<Tp> = revoked
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        let lost = consumer.assignment_lost();
-        {
-            let mut st = self.lock();
-            for tp in &tps {
-                if let Some(buf) = st.buffers.get_mut(&tp.0) {
-                    buf.retain(|m| m.partition != tp.1);
-                }
-                st.assigned.remove(tp);
-                st.paused.remove(tp);
-                st.dirty.remove(tp);
-            }
-        }
-        let until = Instant::now() + self.revoke_drain;
-        while !lost && Instant::now() < until {
-            let in_flight: usize = {
-                let st = self.lock();
-                tps.iter()
-                    .filter_map(|tp| st.trackers.get(tp))
-                    .map(PartitionTracker::pending)
-                    .sum()
-            };
-            if in_flight == 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut store = TopicPartitionList::new();
-        let mut commit = TopicPartitionList::new();
-        {
-            let mut st = self.lock();
-            for tp in &tps {
-                let Some(mut tracker) = st.trackers.remove(tp) else {
-                    continue;
-                };
-                if let Some(pos) = tracker.advance() {
-                    let _ = store.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
-                }
-                if let Some(pos) = tracker.stored() {
-                    let _ = commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
-                }
-                let dropped = tracker.pending();
-                if dropped > 0 {
-                    tracing::info!(
-                        backend = KIND,
-                        topic = %tp.0,
-                        partition = tp.1,
-                        in_flight = dropped,
-                        "partition revoked with deliveries in flight; they will be redelivered"
-                    );
-                }
-            }
-        }
-        if lost {
-            return;
-        }
-        if store.count() > 0 {
-            if let Err(e) = consumer.store_offsets(&store) {
-                tracing::debug!(backend = KIND, error = %e, "storing offsets on revoke");
-            }
-        }
-        if commit.count() > 0 {
-            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-                tracing::warn!(backend = KIND, error = %e, "committing offsets on revoke");
-            }
-        }
-    }
-
-    /// Partitions given to this member.
-    fn assign(&self, consumer: &BaseConsumer<MemberContext>, assigned: &TopicPartitionList) {
-        {
-            let mut st = self.lock();
-            for elem in assigned.elements() {
-                st.assigned
-                    .insert((elem.topic().to_string(), elem.partition()));
-            }
-            st.assigned_gen = st.subscribed_gen;
-        }
-        // librdkafka keeps a partition paused across unassign/assign: start it afresh.
-        if assigned.count() > 0 {
-            if let Err(e) = consumer.resume(assigned) {
-                tracing::debug!(backend = KIND, error = %e, "resuming newly assigned partitions");
-            }
-        }
-        self.arrived.notify_waiters();
-    }
-}
-
-/// Rebalance callbacks and logging of a member's consumer.
-pub(crate) struct MemberContext {
-    shared: Arc<Shared>,
-}
-
-impl ClientContext for MemberContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        log_line(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        log_error(&error, reason);
-    }
-}
-
-impl ConsumerContext for MemberContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => self.shared.revoke(consumer, tpl),
-            Rebalance::Error(e) => tracing::warn!(backend = KIND, error = %e, "rebalance error"),
-            Rebalance::Assign(_) => {}
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            self.shared.assign(consumer, tpl);
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::debug!(backend = KIND, error = %e, partitions = offsets.count(), "commit failed");
-        }
-    }
 }
 
 /// One group member of this process.
@@ -323,7 +181,7 @@ impl Member {
         let span = tracing::info_span!("kafka_member", backend = KIND, group = %consumer.group, consumer = %consumer.name);
         std::thread::Builder::new()
             .name(format!("xqueue-kafka-{}", consumer.name))
-            .spawn(move || span.in_scope(|| run(kafka, thread_shared, left_tx)))
+            .spawn(move || span.in_scope(|| poll::run(kafka, thread_shared, left_tx)))
             .map_err(|e| Error::Backend {
                 backend: KIND,
                 message: format!("starting the consumer thread: {e}"),
@@ -487,192 +345,6 @@ fn take(st: &mut State, queues: &[(QueueName, String)], count: usize) -> Vec<Del
         }
     }
     out
-}
-
-/// The poll thread.
-fn run(
-    consumer: BaseConsumer<MemberContext>,
-    shared: Arc<Shared>,
-    left: tokio::sync::oneshot::Sender<()>,
-) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        subscribe_if_needed(&consumer, &shared);
-        store_done(&consumer, &shared);
-        pause_or_resume(&consumer, &shared);
-        poll_batch(&consumer, &shared);
-    }
-    shutdown(consumer, &shared, left);
-}
-
-fn subscribe_if_needed(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
-    let (topics, gen) = {
-        let st = shared.lock();
-        if st.wanted_gen == st.subscribed_gen || st.wanted_at.elapsed() < SUBSCRIBE_DEBOUNCE {
-            return;
-        }
-        (st.wanted.iter().cloned().collect::<Vec<_>>(), st.wanted_gen)
-    };
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let result = consumer.subscribe(&refs);
-    let mut st = shared.lock();
-    st.subscribed_gen = gen;
-    match result {
-        Ok(()) => tracing::debug!(backend = KIND, topics = ?topics, "subscribed"),
-        Err(e) => st.failure = Some(format!("subscribing to {topics:?}: {e}")),
-    }
-}
-
-/// Stores the commit position of partitions with new completions; auto-commit sends them.
-fn store_done(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
-    let tpl = {
-        let mut st = shared.lock();
-        if st.dirty.is_empty() {
-            return;
-        }
-        let dirty = std::mem::take(&mut st.dirty);
-        let mut tpl = TopicPartitionList::new();
-        for tp in dirty {
-            if let Some(pos) = st.trackers.get_mut(&tp).and_then(|t| t.advance()) {
-                let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(pos));
-            }
-        }
-        tpl
-    };
-    if tpl.count() > 0 {
-        if let Err(e) = consumer.store_offsets(&tpl) {
-            // A partition revoked meanwhile: its new owner re-reads from the committed position.
-            tracing::debug!(backend = KIND, error = %e, "storing offsets");
-        }
-    }
-}
-
-/// Pauses the partitions of topics whose buffer is full and resumes them once it is half empty.
-fn pause_or_resume(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
-    let (pause, resume) = {
-        let mut st = shared.lock();
-        let cap = shared.buffer_cap;
-        let mut pause = Vec::new();
-        let mut resume = Vec::new();
-        for tp in &st.assigned {
-            let len = st.buffers.get(&tp.0).map_or(0, VecDeque::len);
-            let paused = st.paused.contains(tp);
-            if !paused && len >= cap {
-                pause.push(tp.clone());
-            } else if paused && len <= cap / 2 {
-                resume.push(tp.clone());
-            }
-        }
-        for tp in &pause {
-            st.paused.insert(tp.clone());
-        }
-        for tp in &resume {
-            st.paused.remove(tp);
-        }
-        (pause, resume)
-    };
-    for (list, op) in [(pause, "pause"), (resume, "resume")] {
-        if list.is_empty() {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for (t, p) in &list {
-            tpl.add_partition(t, *p);
-        }
-        let result = if op == "pause" {
-            consumer.pause(&tpl)
-        } else {
-            consumer.resume(&tpl)
-        };
-        if let Err(e) = result {
-            tracing::warn!(backend = KIND, error = %e, "{op} of {} partitions", list.len());
-        }
-    }
-}
-
-/// Polls once (blocking up to [`POLL_INTERVAL`]) and then takes what is ready without waiting.
-fn poll_batch(consumer: &BaseConsumer<MemberContext>, shared: &Shared) {
-    let mut got = 0;
-    let mut timeout = POLL_INTERVAL;
-    while got < POLL_BATCH {
-        match consumer.poll(timeout) {
-            None => break,
-            Some(Ok(m)) => {
-                got += 1;
-                let decoded = m
-                    .payload()
-                    .map(serde_json::from_slice::<Message>)
-                    .transpose();
-                let tp = (m.topic().to_string(), m.partition());
-                let offset = m.offset();
-                let mut st = shared.lock();
-                let tracker = st.trackers.entry(tp.clone()).or_default();
-                match decoded {
-                    Ok(Some(message)) => {
-                        tracker.read(offset);
-                        let buf = st.buffers.entry(tp.0).or_default();
-                        buf.push_back(Buffered {
-                            partition: tp.1,
-                            offset,
-                            message,
-                        });
-                        if buf.len() >= shared.buffer_cap {
-                            // Pause this queue before reading further ahead.
-                            break;
-                        }
-                    }
-                    Ok(None) | Err(_) => {
-                        tracing::warn!(
-                            backend = KIND,
-                            topic = %tp.0,
-                            partition = tp.1,
-                            offset,
-                            "skipping a message that is not an XQueue message"
-                        );
-                        tracker.skip(offset);
-                        st.dirty.insert(tp);
-                    }
-                }
-            }
-            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                shared.lock().failure = Some(format!("fatal consumer error: {code}"));
-                break;
-            }
-            Some(Err(e)) => {
-                tracing::warn!(backend = KIND, error = %e, "consumer error");
-                break;
-            }
-        }
-        timeout = Duration::ZERO;
-    }
-    if got > 0 {
-        shared.arrived.notify_waiters();
-    }
-}
-
-/// Commits what is done and leaves the group. Deliveries still pending are redelivered to
-/// the group from the committed position.
-///
-/// Unsubscribing revokes the assignment, and the revoke callback commits the stored positions
-/// synchronously. Positions are stored once each (storing them again right before the close
-/// made librdkafka 2.12's destroy hang, waiting for a broker thread, against tansu).
-fn shutdown(
-    consumer: BaseConsumer<MemberContext>,
-    shared: &Shared,
-    left: tokio::sync::oneshot::Sender<()>,
-) {
-    store_done(&consumer, shared);
-    consumer.unsubscribe();
-    let until = Instant::now() + shared.request_timeout.min(Duration::from_secs(10));
-    while Instant::now() < until {
-        consumer.poll(POLL_INTERVAL);
-        if consumer.assignment().map_or(true, |a| a.count() == 0) {
-            break;
-        }
-    }
-    let _ = left.send(());
-    // Dropping closes the consumer: it leaves the group and waits for librdkafka to finish.
-    drop(consumer);
-    tracing::debug!(backend = KIND, "left the group");
 }
 
 #[cfg(test)]
