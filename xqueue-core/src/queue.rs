@@ -121,6 +121,8 @@ pub struct Capabilities {
     /// Several processes can share the queues (consumers of one group in different processes).
     pub shared: bool,
     /// Delivery counts are exact across redeliveries (Kafka cannot count, and reports 1).
+    /// Without them, the task manager still detects poison tasks by their start count
+    /// (`begin` counts a redelivery of a started task as another attempt).
     pub delivery_count: bool,
     /// A delivery acked by its consumer is never delivered again to the same group.
     /// (Kafka only guarantees this for a contiguous prefix of offsets.)
@@ -134,11 +136,13 @@ pub struct Capabilities {
 /// # Contract
 /// Every backend passes `xqueue_core::testing` (the conformance suite), which checks these:
 /// - **Publish** appends messages to a queue, creating the queue and the group on demand.
+///   Order is kept per queue (partitioned backends: per partition only).
 ///   When a message could not be stored, `publish` returns an error and nothing is half-stored
 ///   for that message. A backend with a length limit refuses with [`Error::QueueFull`] instead of
 ///   dropping a message that is undelivered or un-acked; a batch is refused whole.
 /// - **Fetch** hands each message of a queue to exactly one member of each group, at most
-///   `count` per queue per call, and waits up to `block` when nothing is ready. A blocked fetch
+///   `count` per queue per call, and waits up to `block` when nothing is ready (a consumer's
+///   first fetch on a partitioned backend may first wait for its group assignment). A blocked fetch
 ///   returns promptly (well under 100 ms) after a publish to one of its queues.
 ///   A fetch over several queues never starves a queue: every queue with ready messages
 ///   contributes to the result.
