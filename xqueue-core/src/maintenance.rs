@@ -13,6 +13,10 @@ use crate::task::{now_millis, Message, QueueName, Task, TaskId, TaskStatus};
 const DUE_BATCH: usize = 1000;
 /// Most finished tasks removed per call while enforcing retention.
 const PURGE_BATCH: usize = 1000;
+/// Most publish guards lifted per call, so one call never holds the backend for long.
+const RELEASE_BATCH: usize = 1000;
+/// How often an instance rereads the limits another instance may have set.
+pub(crate) const LIMITS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Starts every maintenance loop of a started manager.
 pub(crate) fn start(engine: &Arc<Engine>) {
@@ -41,6 +45,13 @@ pub(crate) fn start(engine: &Arc<Engine>) {
     }
     engine.spawn_loop(every(engine.clone(), Duration::from_secs(1), |e| {
         Box::pin(async move { sample(&e) })
+    }));
+    engine.spawn_loop(every(engine.clone(), LIMITS_REFRESH, |e| {
+        Box::pin(async move {
+            if let Err(err) = e.refresh_limits().await {
+                tracing::warn!(error = %err, "could not read concurrency limits");
+            }
+        })
     }));
 }
 
@@ -109,12 +120,12 @@ pub(crate) async fn publish_tasks(engine: &Engine, tasks: &[Task]) -> Vec<TaskId
 /// Lifts the publish guards of tasks that `submit` published.
 pub(crate) async fn release_published(engine: &Engine) {
     let ids = std::mem::take(&mut *lock_mutex(&engine.to_release));
-    if ids.is_empty() {
-        return;
-    }
-    if let Err(e) = engine.backends.state.release_due(&ids).await {
-        tracing::warn!(error = %e, "could not lift publish guards; retrying");
-        lock_mutex(&engine.to_release).extend(ids);
+    for (i, chunk) in ids.chunks(RELEASE_BATCH).enumerate() {
+        if let Err(e) = engine.backends.state.release_due(chunk).await {
+            tracing::warn!(error = %e, "could not lift publish guards; retrying");
+            lock_mutex(&engine.to_release).extend_from_slice(&ids[i * RELEASE_BATCH..]);
+            return;
+        }
     }
 }
 

@@ -250,6 +250,7 @@ impl TaskManager {
                     .await?;
             }
         }
+        self.engine.refresh_limits().await?;
         self.engine.start_completer();
         for lane in self.engine.lanes() {
             self.engine.start_lane(lane);
@@ -450,6 +451,11 @@ impl TaskManager {
     }
 
     /// Sets the limit of `task_type` across every instance.
+    ///
+    /// # Behavior
+    /// - Takes effect at once on this instance and within a second on the others.
+    /// - Tasks already running are not revoked. A type that had no limit takes no permits, so
+    ///   its tasks already running are not counted against a new limit; they finish as they are.
     pub async fn set_concurrency_limit(&self, task_type: &str, limit: u32) -> Result<()> {
         validate_task_type(task_type)?;
         if limit == 0 || limit > MAX_CONCURRENCY {

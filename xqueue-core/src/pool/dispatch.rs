@@ -101,18 +101,24 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         }
         let limiter = &engine.backends.limiter;
         let holder = &engine.consumer.name;
-        let granted = match limiter
-            .acquire(&lane.task_type, holder, slots.len() as u32)
-            .await
-        {
-            Ok(n) => n as usize,
-            Err(e) => {
-                drop(slots);
-                let pause = backoff.next();
-                tracing::warn!(task_type = %lane.task_type, error = %e, "limiter unavailable");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => continue,
-                    _ = stop.cancelled() => return,
+        // Types without a limit take no permits: no limiter round trip on their hot path.
+        let limited = engine.is_limited(&lane.task_type);
+        let granted = if !limited {
+            slots.len()
+        } else {
+            match limiter
+                .acquire(&lane.task_type, holder, slots.len() as u32)
+                .await
+            {
+                Ok(n) => n as usize,
+                Err(e) => {
+                    drop(slots);
+                    let pause = backoff.next();
+                    tracing::warn!(task_type = %lane.task_type, error = %e, "limiter unavailable");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = stop.cancelled() => return,
+                    }
                 }
             }
         };
@@ -135,7 +141,9 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         if picked.len() < granted {
             let extra = (granted - picked.len()) as u32;
             slots.truncate(picked.len());
-            let _ = limiter.release(&lane.task_type, holder, extra).await;
+            if limited {
+                let _ = limiter.release(&lane.task_type, holder, extra).await;
+            }
         }
         if picked.is_empty() {
             continue;
@@ -151,7 +159,9 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
             Err(e) => {
                 let n = picked.len() as u32;
                 lane.put_back(picked);
-                let _ = limiter.release(&lane.task_type, holder, n).await;
+                if limited {
+                    let _ = limiter.release(&lane.task_type, holder, n).await;
+                }
                 let pause = backoff.next();
                 tracing::warn!(task_type = %lane.task_type, error = %e, ?pause, "could not start tasks");
                 tokio::select! {
@@ -162,7 +172,7 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         };
         backoff.reset();
         for ((delivery, begin), slot) in picked.into_iter().zip(begun).zip(slots) {
-            start(&engine, &lane, delivery, begin, slot);
+            start(&engine, &lane, delivery, begin, slot, limited);
         }
     }
 }
@@ -173,6 +183,7 @@ fn start(
     delivery: crate::queue::Delivery,
     begin: Begin,
     slot: OwnedSemaphorePermit,
+    permit: bool,
 ) {
     match begin {
         Begin::Skip { id, status } => {
@@ -181,7 +192,7 @@ fn start(
                 receipt: delivery.receipt,
                 task_type: lane.task_type.clone(),
                 completion: None,
-                permit: true,
+                permit,
             });
         }
         Begin::Run(task) => {
@@ -204,7 +215,7 @@ fn start(
                         task.id,
                         crate::state::Outcome::Failed { error },
                     )),
-                    permit: true,
+                    permit,
                 });
                 return;
             }
@@ -213,13 +224,21 @@ fn start(
             // Registered under the lock the run takes to deregister itself, so a run that ends
             // at once cannot leave a stale entry behind.
             let mut running = lock_mutex(&engine.running);
-            let handle = tokio::spawn(run::run(engine.clone(), lane.clone(), task, delivery, slot));
+            let handle = tokio::spawn(run::run(
+                engine.clone(),
+                lane.clone(),
+                task,
+                delivery,
+                slot,
+                permit,
+            ));
             running.insert(
                 receipt,
                 super::Running {
                     task_id,
                     task_type: lane.task_type.clone(),
                     abort: handle.abort_handle(),
+                    permit,
                 },
             );
         }

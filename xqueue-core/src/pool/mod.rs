@@ -44,6 +44,8 @@ pub(crate) struct Running {
     pub task_id: TaskId,
     pub task_type: String,
     pub abort: AbortHandle,
+    /// Whether it holds a concurrency permit.
+    pub permit: bool,
 }
 
 /// Everything the pool's loops share.
@@ -71,6 +73,8 @@ pub(crate) struct Engine {
     pub lane_loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub completer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub is_started: std::sync::atomic::AtomicBool,
+    /// The limits as last read from the limiter: types missing here take no permits.
+    pub limits: RwLock<HashMap<String, u32>>,
     /// Processed-task counts sampled once a second, for throughput.
     pub samples: Mutex<std::collections::VecDeque<(Instant, u64)>>,
 }
@@ -102,6 +106,7 @@ impl Engine {
             completer: Mutex::new(None),
             is_started: Default::default(),
             samples: Mutex::new(Default::default()),
+            limits: RwLock::new(HashMap::new()),
         }
     }
 
@@ -154,6 +159,21 @@ impl Engine {
             // The receiver lives until the completer ends, which is after the sender is dropped.
             let _ = tx.send(done);
         }
+    }
+
+    /// Whether `task_type` had a limit when the limits were last read.
+    pub fn is_limited(&self, task_type: &str) -> bool {
+        self.limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(task_type)
+    }
+
+    /// Reads the limits from the limiter into the cache.
+    pub async fn refresh_limits(&self) -> crate::Result<()> {
+        let limits = self.backends.limiter.limits().await?;
+        *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.into_iter().collect();
+        Ok(())
     }
 
     pub fn active_workers(&self) -> usize {
@@ -230,7 +250,7 @@ impl Engine {
                 tracing::warn!(error = %e, "could not give back cut-off tasks; they will be reclaimed");
             }
             let mut per_type: HashMap<String, u32> = HashMap::new();
-            for (_, r) in &cut {
+            for (_, r) in cut.iter().filter(|(_, r)| r.permit) {
                 *per_type.entry(r.task_type.clone()).or_default() += 1;
             }
             for (t, n) in per_type {

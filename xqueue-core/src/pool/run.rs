@@ -34,6 +34,7 @@ pub(crate) async fn run(
     task: Task,
     delivery: Delivery,
     slot: OwnedSemaphorePermit,
+    permit: bool,
 ) {
     let span = tracing::info_span!(
         "task",
@@ -51,7 +52,7 @@ pub(crate) async fn run(
         receipt: delivery.receipt,
         task_type: lane.task_type.clone(),
         completion: Some(completion(task.id, outcome)),
-        permit: true,
+        permit,
     });
 }
 
