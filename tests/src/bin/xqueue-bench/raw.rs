@@ -133,6 +133,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
     let consumers = start_consumers(ctx, &shared, &probe, 1000).await?;
     shared.go.store(true, Ordering::Release);
     let rate = ctx.args.rate;
+    let latency_conn = conn.clone();
     let bar = ctx.progress.bar(
         &format!("raw latency @{rate}/s"),
         rate as u64 * ctx.args.latency_secs,
@@ -146,7 +147,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
             ctx.args.warmup_secs(),
             &bar,
             move |seq, sent| {
-                let mut conn = conn.clone();
+                let mut conn = latency_conn.clone();
                 let stream = stream.clone();
                 async move {
                     let id = uuid::Uuid::now_v7().to_string();
@@ -167,16 +168,46 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
         )
         .await
     };
-    shared.stop.store(true, Ordering::Release);
-    for c in consumers {
-        c.await??;
-    }
     report.add(
         GROUP_NAME,
         &format!("submit→start @{rate}/s"),
         crate::report::Value::Latency(run.latency.clone()),
         format!("XADD → XREADGROUP → HSET processing; {}", run.note(rate)),
     );
+
+    // Idle consumers: one entry at a time, as for XQueue's idle worker.
+    let samples = ctx.args.idle_samples as u64;
+    let bar = ctx.progress.bar("raw idle consumer", samples);
+    probe.record_from(0);
+    let mut conn = redis.conn();
+    for i in 0..samples {
+        let pause = 10 + (i * 7919) % 21;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let base = probe.count();
+        let sent = crate::latency::now_ns();
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("task_id")
+            .arg(uuid::Uuid::now_v7().to_string())
+            .arg("sent_ns")
+            .arg(sent)
+            .query_async(&mut conn)
+            .await?;
+        probe.wait_for(base + 1, Duration::from_secs(5)).await;
+        bar.set_position(i + 1);
+    }
+    bar.finish();
+    report.add(
+        GROUP_NAME,
+        "idle consumer submit→start",
+        crate::report::Value::Latency(probe.recorder.summary()),
+        format!("{samples} entries one at a time, 10–30 ms apart, consumers blocked in XREADGROUP"),
+    );
+    shared.stop.store(true, Ordering::Release);
+    for c in consumers {
+        c.await??;
+    }
     ctx.redis()?.delete_prefix(&prefix).await?;
     Ok(())
 }
