@@ -4,6 +4,6 @@
 //! `XQUEUE_REQUIRE_DOCKER=1` (CI, `scripts/test.sh`) and otherwise skip with a message.
 
 pub mod docker;
-pub mod redis;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod redis;
