@@ -261,18 +261,8 @@ impl QueueBackend for RedisBackend {
 
     #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name, count = receipts.len()))]
     async fn nack(&self, consumer: &Consumer, receipts: &[Receipt]) -> Result<()> {
-        let groups = self.by_stream(receipts);
-        if groups.is_empty() {
-            return Ok(());
-        }
-        let mut inv = self.inner.scripts.nack.prepare_invoke();
-        inv.arg(&consumer.group).arg(&consumer.name);
-        for (_, stream, ids) in &groups {
-            inv.key(stream).arg(ids.len()).arg(ids);
-        }
-        let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
-        self.run_on_group(&consumer.group, &streams, &inv).await?;
-        Ok(())
+        self.per_stream(&self.inner.scripts.nack, consumer, receipts)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name))]
@@ -339,18 +329,8 @@ impl QueueBackend for RedisBackend {
 
     #[tracing::instrument(skip_all, fields(backend = KIND, consumer = %consumer.name, count = receipts.len()))]
     async fn touch(&self, consumer: &Consumer, receipts: &[Receipt]) -> Result<()> {
-        let groups = self.by_stream(receipts);
-        if groups.is_empty() {
-            return Ok(());
-        }
-        let mut inv = self.inner.scripts.touch.prepare_invoke();
-        inv.arg(&consumer.group).arg(&consumer.name);
-        for (_, stream, ids) in &groups {
-            inv.key(stream).arg(ids.len()).arg(ids);
-        }
-        let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
-        self.run_on_group(&consumer.group, &streams, &inv).await?;
-        Ok(())
+        self.per_stream(&self.inner.scripts.touch, consumer, receipts)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(backend = KIND, group = %group))]

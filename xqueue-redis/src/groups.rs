@@ -100,6 +100,28 @@ impl RedisBackend {
             .collect()
     }
 
+    /// Runs a per-stream script (nack, touch) for `consumer` over `receipts`: one call, each
+    /// stream a key followed by its id count and ids.
+    pub(crate) async fn per_stream(
+        &self,
+        script: &redis::Script,
+        consumer: &Consumer,
+        receipts: &[Receipt],
+    ) -> Result<()> {
+        let groups = self.by_stream(receipts);
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut inv = script.prepare_invoke();
+        inv.arg(&consumer.group).arg(&consumer.name);
+        for (_, stream, ids) in &groups {
+            inv.key(stream).arg(ids.len()).arg(ids);
+        }
+        let streams: Vec<String> = groups.iter().map(|g| g.1.clone()).collect();
+        self.run_on_group(&consumer.group, &streams, &inv).await?;
+        Ok(())
+    }
+
     /// Acks entries that cannot be decoded, so they are not redelivered forever.
     pub(crate) async fn drop_poison(&self, group: &str, poison: Vec<(String, String)>) {
         for (stream, id) in poison {
