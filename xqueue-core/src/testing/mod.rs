@@ -8,7 +8,9 @@
 //! [`Capabilities`]: crate::Capabilities
 
 mod handlers;
+mod lifecycle_cases;
 mod manager_cases;
+mod manager_support;
 mod queue_cases;
 
 use std::future::Future;
