@@ -22,3 +22,13 @@ local function set_status(id, key, old, new, at)
   end
   redis.call('ZADD', index_key(new), tonumber(at), id)
 end
+
+-- Runs a variadic command (`ZADD key score member …`, `ZREM key member …`) on `args`, in
+-- chunks that stay within Lua's stack; an empty `args` runs nothing.
+local function bulk(cmd, key, args)
+  local chunk = 1000
+  for first = 1, #args, chunk do
+    local last = math.min(first + chunk - 1, #args)
+    redis.call(cmd, key, unpack(args, first, last))
+  end
+end
