@@ -526,3 +526,55 @@ async fn urls_are_checked_and_tls_urls_accepted() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_scripts_are_loaded_again_after_redis_forgets_them() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let backend = server.backend(&unique_prefix()).await;
+    let task = xqueue_core::Task {
+        id: TaskId::generate(),
+        task_type: "flush".into(),
+        payload: serde_json::json!({"n": 7}),
+        priority: 5,
+        status: xqueue_core::TaskStatus::Pending,
+        attempts: 0,
+        max_retries: 3,
+        timeout_ms: None,
+        created_at: now_millis(),
+        run_at: None,
+        started_at: None,
+        finished_at: None,
+        last_error: None,
+        result: None,
+        worker: None,
+    };
+    backend.insert(std::slice::from_ref(&task)).await.unwrap();
+
+    // As after a restart: the script cache is empty. `begin` runs its script and reads the
+    // record in one pipeline; the script must be loaded again, and the record read after it.
+    let mut raw = server.raw().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let begun = backend
+        .begin(std::slice::from_ref(&task.id), "w1", now_millis())
+        .await
+        .unwrap();
+    match begun.as_slice() {
+        [xqueue_core::Begin::Run(t)] => {
+            assert_eq!(t.id, task.id);
+            assert_eq!(t.attempts, 1);
+            assert_eq!(t.status, xqueue_core::TaskStatus::Processing);
+            assert_eq!(t.payload, serde_json::json!({"n": 7}));
+            assert_eq!(t.worker.as_deref(), Some("w1"));
+        }
+        other => panic!("expected one run, got {other:?}"),
+    }
+    let stored = backend.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.status, xqueue_core::TaskStatus::Processing);
+}

@@ -184,18 +184,43 @@ impl StateStore for RedisBackend {
             inv.arg(id.as_str());
         }
         let what = "begin";
-        let answers = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
-        if answers.len() != ids.len() {
+        let mut reads = redis::pipe();
+        for id in ids {
+            reads.cmd("HGETALL").arg(self.inner.keys.task(id.as_str()));
+        }
+        let mut replies = self
+            .run_then_read(&inv, &reads)
+            .await
+            .map_err(error::map)?
+            .into_iter();
+        let answers = reply::array(replies.next().unwrap_or(Value::Nil), what)?;
+        if answers.len() != ids.len() || replies.len() != ids.len() {
             return Err(error::unexpected(what, answers));
         }
         let mut out = Vec::with_capacity(ids.len());
-        for (id, answer) in ids.iter().zip(answers) {
+        for ((id, answer), record) in ids.iter().zip(answers).zip(replies) {
             let mut parts = reply::array(answer, what)?.into_iter();
             let (Some(tag), Some(body)) = (parts.next(), parts.next()) else {
                 return Err(error::unexpected(what, "a short answer"));
             };
             if reply::int(&tag, what)? == 1 {
-                out.push(Begin::Run(self.task_from(body, what)?));
+                let fields = reply::field_map(record, what)?;
+                if fields.is_empty() {
+                    // Deleted right after it was started (a purge): nothing to run.
+                    out.push(Begin::Skip {
+                        id: id.clone(),
+                        status: None,
+                    });
+                    continue;
+                }
+                let mut task = codec::decode_task(&fields)?;
+                // The script's decision is the attempt; the record was read just after it.
+                task.status = TaskStatus::Processing;
+                task.attempts = u32::try_from(reply::int(&body, what)?)
+                    .map_err(|_| error::unexpected(what, "a negative attempt count"))?;
+                task.started_at = Some(now);
+                task.worker = Some(worker.to_owned());
+                out.push(Begin::Run(task));
             } else {
                 let status = reply::string(&body, what)?;
                 let status = if status.is_empty() {
