@@ -51,6 +51,14 @@ pub struct Backends {
     pub limiter: Arc<dyn ConcurrencyLimiter>,
 }
 
+impl Backends {
+    /// Whether the queue backend and the state store are one object (the same allocation),
+    /// which lets the manager submit through [`StateStore::insert_published`].
+    pub fn queue_is_state(&self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.queue), Arc::as_ptr(&self.state))
+    }
+}
+
 impl std::fmt::Debug for Backends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backends")

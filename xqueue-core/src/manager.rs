@@ -309,6 +309,12 @@ impl TaskManager {
             return Ok(tasks);
         }
         let state = &self.engine.backends.state;
+        if self.engine.backends.queue_is_state()
+            && tasks.iter().all(|t| t.status == TaskStatus::Pending)
+            && state.insert_published(&tasks).await?
+        {
+            return Ok(tasks);
+        }
         state.insert(&tasks).await?;
         let pending: Vec<Task> = tasks
             .iter()

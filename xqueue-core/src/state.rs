@@ -148,6 +148,24 @@ pub trait StateStore: Send + Sync + 'static {
     /// Stores new tasks.
     async fn insert(&self, tasks: &[Task]) -> Result<()>;
 
+    /// Stores new `pending` tasks and publishes their messages (`Task::message`, on
+    /// `Task::queue`) in one atomic step, when this store is also the queue backend.
+    ///
+    /// The manager calls it only when its queue backend and state store are one object (the
+    /// same `Arc`, as `RedisBackend::backends` builds them), so an implementation may publish
+    /// on itself. Returns `Ok(false)`, having done nothing, when the store cannot; the manager
+    /// then runs `insert`, `publish` and `release_due`. The default does that.
+    ///
+    /// # Contract
+    /// All or nothing: on `Ok(true)` every task is stored, `pending`, with no schedule entry
+    /// (no publish guard is needed), and every message is on its queue; on an error nothing
+    /// is stored or published: an id that exists is [`crate::Error::InvalidInput`], a queue
+    /// without room for its messages [`crate::Error::QueueFull`].
+    async fn insert_published(&self, tasks: &[Task]) -> Result<bool> {
+        let _ = tasks;
+        Ok(false)
+    }
+
     /// One task, if it exists.
     async fn get(&self, id: &TaskId) -> Result<Option<Task>>;
 

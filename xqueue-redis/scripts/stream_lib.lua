@@ -40,3 +40,47 @@ local function pending_count(stream, group, id, consumer)
   end
   return nil
 end
+
+-- Trims what every group of `stream` has acked and returns how many entries are in use
+-- (undelivered + pending, for the group that has most).
+--
+-- Trimming: an entry may go only once every group has had it delivered and acked, i.e. it is
+-- older than each group's oldest pending entry and than its last delivered entry. Those are
+-- removed with XTRIM MINID ~ (whole radix-tree nodes only: never more than allowed). MAXLEN is
+-- never used, since it deletes pending entries (XAUTOCLAIM then drops them for good).
+local function trim_and_count(stream)
+  if redis.call('EXISTS', stream) == 0 then
+    return 0
+  end
+  local in_use = 0
+  local len = redis.call('XLEN', stream)
+  local groups = groups_of(stream)
+  if #groups == 0 then
+    -- Nobody has read anything yet: every entry is undelivered.
+    in_use = len
+  end
+  local minid = nil
+  for _, g in ipairs(groups) do
+    local used
+    if type(g['lag']) == 'number' then
+      used = g['lag'] + g['pending']
+    else
+      -- Redis cannot tell the lag (entries were deleted): count every entry.
+      used = len
+    end
+    if used > in_use then
+      in_use = used
+    end
+    local needed = g['last-delivered-id']
+    if g['pending'] > 0 then
+      needed = redis.call('XPENDING', stream, g['name'])[2]
+    end
+    if minid == nil or cmp_id(needed, minid) < 0 then
+      minid = needed
+    end
+  end
+  if minid ~= nil and minid ~= '0-0' then
+    redis.call('XTRIM', stream, 'MINID', '~', minid)
+  end
+  return in_use
+end

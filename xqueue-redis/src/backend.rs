@@ -76,10 +76,13 @@ impl RedisBackend {
 
     /// The three services of a deployment, all on this connection.
     pub fn backends(&self) -> Backends {
+        // One object for all three: the manager then submits with one script
+        // (`StateStore::insert_published`).
+        let one = Arc::new(self.clone());
         Backends {
-            queue: Arc::new(self.clone()),
-            state: Arc::new(self.clone()),
-            limiter: Arc::new(self.clone()),
+            queue: one.clone(),
+            state: one.clone(),
+            limiter: one,
         }
     }
 

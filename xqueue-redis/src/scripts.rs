@@ -7,12 +7,14 @@
 use redis::Script;
 
 macro_rules! script {
-    ($lib:literal, $file:literal) => {
+    ([$($lib:literal),+], $file:literal) => {
         Script::new(concat!(
-            include_str!(concat!("../scripts/", $lib)),
-            "\n",
+            $(include_str!(concat!("../scripts/", $lib)), "\n",)+
             include_str!(concat!("../scripts/", $file))
         ))
+    };
+    ($lib:literal, $file:literal) => {
+        script!([$lib], $file)
     };
 }
 
@@ -26,6 +28,7 @@ pub(crate) struct Scripts {
     pub(crate) info: Script,
     pub(crate) leave: Script,
     pub(crate) insert: Script,
+    pub(crate) insert_published: Script,
     pub(crate) begin: Script,
     pub(crate) complete: Script,
     pub(crate) unbegin: Script,
@@ -51,6 +54,10 @@ impl Scripts {
             info: script!("stream_lib.lua", "info.lua"),
             leave: script!("stream_lib.lua", "leave.lua"),
             insert: script!("state_lib.lua", "state_insert.lua"),
+            insert_published: script!(
+                ["state_lib.lua", "stream_lib.lua"],
+                "state_insert_published.lua"
+            ),
             begin: script!("state_lib.lua", "state_begin.lua"),
             complete: script!("state_lib.lua", "state_complete.lua"),
             unbegin: script!("state_lib.lua", "state_unbegin.lua"),

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use redis::Value;
 use xqueue_core::state::PUBLISH_GUARD;
 use xqueue_core::{
-    now_millis, Begin, Completion, Error, Outcome, Result, StateStore, StatusCounts, Task, TaskId,
-    TaskStatus, UnixMillis,
+    now_millis, Begin, Completion, Error, Outcome, QueueName, Result, StateStore, StatusCounts,
+    Task, TaskId, TaskStatus, UnixMillis,
 };
 
 use crate::backend::RedisBackend;
@@ -105,6 +105,61 @@ impl StateStore for RedisBackend {
                 "task_id",
                 format!("task {} already exists", reply::string(id, what)?),
             )),
+            _ => Err(error::unexpected(what, r)),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(backend = KIND, count = tasks.len()))]
+    async fn insert_published(&self, tasks: &[Task]) -> Result<bool> {
+        if tasks.is_empty() {
+            return Ok(true);
+        }
+        let mut inv = self.inner.scripts.insert_published.prepare_invoke();
+        let max_len = self.inner.config.max_len;
+        let fields_per_task = codec::task_fields(&tasks[0]).len();
+        inv.arg(self.inner.keys.prefix())
+            .arg(max_len)
+            .arg(fields_per_task)
+            .arg(codec::message_fields(&tasks[0].message()).len() / 2);
+        let mut streams: Vec<(QueueName, String)> = Vec::new();
+        for t in tasks {
+            let queue = t.queue();
+            let at = match streams.iter().position(|(q, _)| *q == queue) {
+                Some(i) => i,
+                None => {
+                    let key = self.inner.keys.stream(&queue);
+                    inv.key(&key);
+                    streams.push((queue, key));
+                    streams.len() - 1
+                }
+            };
+            inv.arg(at + 1); // Lua counts from 1
+            for (name, value) in codec::task_fields(t) {
+                inv.arg(name).arg(value);
+            }
+            inv.arg(&codec::message_fields(&t.message())[..]);
+        }
+        let what = "insert_published";
+        let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
+        match r.as_slice() {
+            [ok] if reply::int(ok, what)? == 1 => Ok(true),
+            [tag, id] if reply::int(tag, what)? == 0 => Err(Error::invalid(
+                "task_id",
+                format!("task {} already exists", reply::string(id, what)?),
+            )),
+            [tag, stream, in_use] if reply::int(tag, what)? == 2 => {
+                let stream = reply::string(stream, what)?;
+                let queue = streams
+                    .iter()
+                    .find(|(_, key)| *key == stream)
+                    .map(|(q, _)| q.to_string())
+                    .unwrap_or(stream);
+                tracing::debug!(in_use = reply::int(in_use, what)?, max_len, "queue full");
+                Err(Error::QueueFull {
+                    queue,
+                    limit: max_len,
+                })
+            }
             _ => Err(error::unexpected(what, r)),
         }
     }
