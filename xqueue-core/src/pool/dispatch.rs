@@ -1,9 +1,9 @@
 //! The two loops of a lane: fetch into the buffer, dispatch from it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{lock_mutex, run, Engine, Lane};
 use crate::queue::FetchRequest;
@@ -70,21 +70,46 @@ pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
     }
 }
 
+/// How many `begin` round trips a lane may have in flight: the dispatcher picks the next
+/// batch while the state store answers for the previous one.
+const BEGINS_IN_FLIGHT: u32 = 2;
+
 /// Starts buffered tasks whenever a worker slot and a concurrency permit are free.
+///
+/// Returns once intake stops and every `begin` it sent has been answered, so the tasks those
+/// started are registered as running before shutdown looks.
 pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
+    let begins = Arc::new(Semaphore::new(BEGINS_IN_FLIGHT as usize));
+    let backoff = Arc::new(Mutex::new(ErrorBackoff::new()));
+    dispatch(&engine, &lane, &begins, &backoff).await;
+    let _ = begins.acquire_many(BEGINS_IN_FLIGHT).await;
+}
+
+async fn dispatch(
+    engine: &Arc<Engine>,
+    lane: &Arc<Lane>,
+    begins: &Arc<Semaphore>,
+    begin_backoff: &Arc<Mutex<ErrorBackoff>>,
+) {
     let stop = engine.stop_intake.clone();
     let mut backoff = ErrorBackoff::new();
     // Pause while the type is at its limit elsewhere in the cluster.
     let mut limit_wait = Duration::from_millis(1);
     loop {
         let work = lane.work.notified();
-        let waiting = lane.len();
-        if waiting == 0 {
+        if lane.len() == 0 {
             tokio::select! {
                 _ = work => continue,
                 _ = stop.cancelled() => return,
             }
         }
+        let in_flight = tokio::select! {
+            p = begins.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.cancelled() => return,
+        };
         let first = tokio::select! {
             p = engine.workers.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -92,6 +117,8 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
             },
             _ = stop.cancelled() => return,
         };
+        // Read again: a begin in flight may have put deliveries back meanwhile.
+        let waiting = lane.len();
         let mut slots = vec![first];
         while slots.len() < waiting {
             match engine.workers.clone().try_acquire_owned() {
@@ -136,6 +163,7 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
             continue;
         }
         limit_wait = Duration::from_millis(1);
+        backoff.reset();
         slots.truncate(granted);
         let picked = lane.pick(granted);
         if picked.len() < granted {
@@ -148,31 +176,61 @@ pub(crate) async fn dispatch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         if picked.is_empty() {
             continue;
         }
-        let ids: Vec<TaskId> = picked.iter().map(|d| d.message.task_id.clone()).collect();
-        let begun = match engine
-            .backends
-            .state
-            .begin(&ids, holder, now_millis())
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                let n = picked.len() as u32;
-                lane.put_back(picked);
-                if limited {
-                    let _ = limiter.release(&lane.task_type, holder, n).await;
-                }
-                let pause = backoff.next();
-                tracing::warn!(task_type = %lane.task_type, error = %e, ?pause, "could not start tasks");
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => continue,
-                    _ = stop.cancelled() => return,
-                }
+        tokio::spawn(begin_and_start(
+            engine.clone(),
+            lane.clone(),
+            picked,
+            slots,
+            limited,
+            begin_backoff.clone(),
+            in_flight,
+        ));
+    }
+}
+
+/// Starts attempts of `picked` in the state store and runs those it may. On failure the
+/// deliveries go back to the lane's buffer and this pauses (holding its in-flight permit), so
+/// a failing store is not hammered.
+async fn begin_and_start(
+    engine: Arc<Engine>,
+    lane: Arc<Lane>,
+    picked: Vec<crate::queue::Delivery>,
+    slots: Vec<OwnedSemaphorePermit>,
+    limited: bool,
+    backoff: Arc<Mutex<ErrorBackoff>>,
+    _in_flight: OwnedSemaphorePermit,
+) {
+    let holder = &engine.consumer.name;
+    let ids: Vec<TaskId> = picked.iter().map(|d| d.message.task_id.clone()).collect();
+    match engine
+        .backends
+        .state
+        .begin(&ids, holder, now_millis())
+        .await
+    {
+        Ok(begun) => {
+            lock_mutex(&backoff).reset();
+            for ((delivery, begin), slot) in picked.into_iter().zip(begun).zip(slots) {
+                start(&engine, &lane, delivery, begin, slot, limited);
             }
-        };
-        backoff.reset();
-        for ((delivery, begin), slot) in picked.into_iter().zip(begun).zip(slots) {
-            start(&engine, &lane, delivery, begin, slot, limited);
+        }
+        Err(e) => {
+            let n = picked.len() as u32;
+            drop(slots);
+            lane.put_back(picked);
+            if limited {
+                let _ = engine
+                    .backends
+                    .limiter
+                    .release(&lane.task_type, holder, n)
+                    .await;
+            }
+            let pause = lock_mutex(&backoff).next();
+            tracing::warn!(task_type = %lane.task_type, error = %e, ?pause, "could not start tasks");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = engine.stop_intake.cancelled() => {}
+            }
         }
     }
 }
