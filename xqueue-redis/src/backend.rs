@@ -129,12 +129,12 @@ impl RedisBackend {
     pub(crate) async fn run_then_read(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
-        reads: &redis::Pipeline,
+        reads: impl IntoIterator<Item = redis::Cmd>,
     ) -> redis::RedisResult<Vec<Value>> {
         let mut pipe = redis::pipe();
         pipe.invoke_script(invocation);
-        for cmd in reads.cmd_iter() {
-            pipe.add_command(cmd.clone());
+        for cmd in reads {
+            pipe.add_command(cmd);
         }
         let mut conn = self.inner.conn.shared();
         match pipe.query_async(&mut conn).await {
@@ -181,10 +181,7 @@ impl QueueBackend for RedisBackend {
         if !added {
             let in_use = r.get(1).map(|v| reply::int(v, "publish")).transpose()?;
             debug!(in_use, max_len, "queue full");
-            return Err(Error::QueueFull {
-                queue: queue.to_string(),
-                limit: max_len,
-            });
+            return Err(error::queue_full(queue.to_string(), max_len));
         }
         Ok(())
     }

@@ -67,6 +67,16 @@ pub(crate) fn unexpected(what: &str, detail: impl std::fmt::Debug) -> Error {
     }
 }
 
+/// A queue without room for what was published.
+pub(crate) fn queue_full(queue: String, limit: u64) -> Error {
+    Error::QueueFull { queue, limit }
+}
+
+/// A task id that is taken already.
+pub(crate) fn already_exists(id: &str) -> Error {
+    Error::invalid("task_id", format!("task {id} already exists"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

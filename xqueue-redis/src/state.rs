@@ -101,10 +101,7 @@ impl StateStore for RedisBackend {
         let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
         match r.as_slice() {
             [ok] if reply::int(ok, what)? == 1 => Ok(()),
-            [_, id] => Err(Error::invalid(
-                "task_id",
-                format!("task {} already exists", reply::string(id, what)?),
-            )),
+            [_, id] => Err(error::already_exists(&reply::string(id, what)?)),
             _ => Err(error::unexpected(what, r)),
         }
     }
@@ -143,10 +140,9 @@ impl StateStore for RedisBackend {
         let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
         match r.as_slice() {
             [ok] if reply::int(ok, what)? == 1 => Ok(true),
-            [tag, id] if reply::int(tag, what)? == 0 => Err(Error::invalid(
-                "task_id",
-                format!("task {} already exists", reply::string(id, what)?),
-            )),
+            [tag, id] if reply::int(tag, what)? == 0 => {
+                Err(error::already_exists(&reply::string(id, what)?))
+            }
             [tag, stream, in_use] if reply::int(tag, what)? == 2 => {
                 let stream = reply::string(stream, what)?;
                 let queue = streams
@@ -155,10 +151,7 @@ impl StateStore for RedisBackend {
                     .map(|(q, _)| q.to_string())
                     .unwrap_or(stream);
                 tracing::debug!(in_use = reply::int(in_use, what)?, max_len, "queue full");
-                Err(Error::QueueFull {
-                    queue,
-                    limit: max_len,
-                })
+                Err(error::queue_full(queue, max_len))
             }
             _ => Err(error::unexpected(what, r)),
         }
@@ -239,12 +232,13 @@ impl StateStore for RedisBackend {
             inv.arg(id.as_str());
         }
         let what = "begin";
-        let mut reads = redis::pipe();
-        for id in ids {
-            reads.cmd("HGETALL").arg(self.inner.keys.task(id.as_str()));
-        }
+        let reads = ids.iter().map(|id| {
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(self.inner.keys.task(id.as_str()));
+            cmd
+        });
         let mut replies = self
-            .run_then_read(&inv, &reads)
+            .run_then_read(&inv, reads)
             .await
             .map_err(error::map)?
             .into_iter();
