@@ -56,7 +56,15 @@ pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         match fetched {
             Ok(deliveries) => {
                 backoff.reset();
+                let got = !deliveries.is_empty();
                 lane.push(deliveries);
+                if got {
+                    // Let the dispatcher, just woken on this thread, start them before the
+                    // next fetch is sent: sending it wakes the connection's task, which would
+                    // push the dispatcher out of the runtime's next-task slot and often onto
+                    // the other thread (measured: 80 µs → 30 µs from fetch to begin, idle).
+                    tokio::task::yield_now().await;
+                }
             }
             Err(e) => {
                 let pause = backoff.next();
