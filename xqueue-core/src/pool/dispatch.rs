@@ -29,15 +29,17 @@ impl ErrorBackoff {
     }
 }
 
-/// Keeps the lane's buffer filled while it has room.
+/// Keeps the lane's buffer filled: fetches whenever it is at most half full.
 pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
     let stop = engine.stop_intake.clone();
     let capacity = engine.config.batch_size.max(1);
     let mut backoff = ErrorBackoff::new();
     while !stop.is_cancelled() {
         let space = lane.space.notified();
-        let room = capacity.saturating_sub(lane.len());
-        if room == 0 {
+        let buffered = lane.len();
+        // Refill once the buffer is half empty, not after every pick: a fetch of a few
+        // entries costs a round trip like a fetch of many, and the half left covers the wait.
+        if buffered >= capacity || (buffered > 0 && buffered > capacity / 2) {
             tokio::select! {
                 _ = space => continue,
                 _ = stop.cancelled() => return,
@@ -46,7 +48,7 @@ pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
         let req = FetchRequest {
             consumer: engine.consumer.clone(),
             queues: lane.queues.clone(),
-            count: room,
+            count: capacity - buffered,
             block: engine.config.block_timeout,
         };
         // Not raced against `stop`: a fetch dropped mid-flight may already have delivered
