@@ -100,6 +100,30 @@ async fn trimming_never_drops_pending_or_undelivered_messages() {
     assert!(len <= 10 + 100, "stream length {len} not bounded");
 }
 
+/// With room to spare, publish trims only once a stream holds 1,000 entries (fewer commands
+/// per submit); acked entries never pile up past that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acked_entries_are_trimmed_once_a_stream_holds_a_thousand() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let q = QueueName::raw("trim-late.normal");
+    let a = Consumer::new("g", "a");
+    let mut longest = 0;
+    for _ in 0..30 {
+        backend.publish(&q, &messages(100)).await.unwrap();
+        let got = backend.fetch(&fetch_req(&a, &q, 100, 0)).await.unwrap();
+        assert_eq!(got.len(), 100);
+        assert_eq!(backend.ack(&a, &receipts(&got)).await.unwrap(), 100);
+        longest = longest.max(xlen(&server, &prefix, &q).await);
+    }
+    // 3,000 published: trimmed at 1,000, in whole nodes of 100 entries.
+    assert!(longest >= 1000, "trimmed early: never above {longest}");
+    assert!(longest <= 1000 + 100, "acked entries piled up to {longest}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_consumer_group_is_recreated() {
     let Some(server) = RedisServer::start().await else {

@@ -22,8 +22,8 @@ for base = 5, #ARGV, per do
   end
 end
 for s, n in pairs(adding) do
-  local in_use = trim_and_count(KEYS[s])
-  if in_use + n > max_len then
+  local fits, in_use = room_for(KEYS[s], n, max_len)
+  if not fits then
     return { 2, KEYS[s], in_use }
   end
 end

@@ -84,3 +84,20 @@ local function trim_and_count(stream)
   end
   return in_use
 end
+
+-- Acked entries a stream may keep before a publish trims them (`max_len`, if lower). Below
+-- both marks, a publish needs neither the trim nor the count: two Redis commands fewer per
+-- submit, and no `XINFO GROUPS` decoded in Lua.
+local TRIM_AT = 1000
+
+-- Whether `n` more entries fit in `stream`, where at most `max_len` may be in use (see
+-- `trim_and_count`); returns that, and the entries in use: exact when it trimmed, else the
+-- stream's length, which is at least that.
+local function room_for(stream, n, max_len)
+  local len = redis.call('XLEN', stream)
+  if len < math.min(TRIM_AT, max_len) and len + n <= max_len then
+    return true, len
+  end
+  local in_use = trim_and_count(stream)
+  return in_use + n <= max_len, in_use
+end
