@@ -431,6 +431,7 @@ impl TaskManager {
     ///
     /// # Behavior
     /// A running or finished task is [`Error::Conflict`]; a missing one [`Error::NotFound`].
+    /// A task started ahead of a free worker ([`ManagerConfig::start_ahead`]) has started.
     /// A cancelled task's message, if already queued, is skipped when it is fetched.
     pub async fn cancel(&self, id: &TaskId) -> Result<Task> {
         self.engine.backends.state.cancel(id, now_millis()).await

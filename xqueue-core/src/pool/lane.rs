@@ -1,16 +1,30 @@
-//! A lane: the buffer of fetched-but-not-started deliveries of one task type.
+//! A lane: the buffer of fetched-but-not-started deliveries of one task type, and the tasks
+//! started ahead of a free worker.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::handler::{HandlerOptions, TaskHandler};
 use crate::queue::{Delivery, Receipt};
-use crate::task::QueueName;
+use crate::task::{QueueName, Task};
 
 /// Every this-many picks, the oldest buffered delivery goes first regardless of priority.
 pub(crate) const FIFO_EVERY: u64 = 4;
+
+/// A type's handlers are quick while their runs average less than this: only then are its
+/// tasks started ahead of a free worker (see [`crate::ManagerConfig::start_ahead`]).
+pub(crate) const QUICK_RUN: Duration = Duration::from_millis(1);
+
+/// A task whose attempt has begun in the state store, waiting for a free worker.
+pub(crate) struct Ready {
+    pub delivery: Delivery,
+    pub task: Task,
+}
 
 /// One task type's handler, settings and local buffer.
 pub(crate) struct Lane {
@@ -25,6 +39,15 @@ pub(crate) struct Lane {
     pub space: Notify,
     /// A concurrency permit of this type was released by this instance.
     pub permit_freed: Notify,
+    /// Tasks started ahead of a free worker, oldest first.
+    ready: Mutex<VecDeque<Ready>>,
+    /// Tasks being started ahead whose `begin` has not been answered yet.
+    pub ahead_in_flight: AtomicUsize,
+    /// A ready task went to a worker: there is room to start another ahead.
+    pub ready_taken: Notify,
+    /// Mean run time of this type's handlers in µs, weighted to the recent ones; `u64::MAX`
+    /// until the first run ends.
+    run_micros: AtomicU64,
 }
 
 #[derive(Default)]
@@ -50,7 +73,63 @@ impl Lane {
             work: Notify::new(),
             space: Notify::new(),
             permit_freed: Notify::new(),
+            ready: Mutex::new(VecDeque::new()),
+            ahead_in_flight: AtomicUsize::new(0),
+            ready_taken: Notify::new(),
+            run_micros: AtomicU64::new(u64::MAX),
         }
+    }
+
+    fn ready_lock(&self) -> MutexGuard<'_, VecDeque<Ready>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records how long a handler ran.
+    pub fn observe_run(&self, took: Duration) {
+        let took = took.as_micros().min(u64::MAX as u128 - 1) as u64;
+        let old = self.run_micros.load(Ordering::Relaxed);
+        // A lost update between two runs ending at once only skips one sample.
+        let new = if old == u64::MAX {
+            took
+        } else {
+            (old * 7 + took) / 8
+        };
+        self.run_micros.store(new, Ordering::Relaxed);
+    }
+
+    /// Whether this type's recent runs averaged under [`QUICK_RUN`].
+    pub fn is_quick(&self) -> bool {
+        self.run_micros.load(Ordering::Relaxed) < QUICK_RUN.as_micros() as u64
+    }
+
+    /// Tasks started ahead and waiting for a worker.
+    pub fn ready_len(&self) -> usize {
+        self.ready_lock().len()
+    }
+
+    /// Queues a started task for the next free worker, and wakes the dispatcher.
+    pub fn push_ready(&self, ready: Ready) {
+        self.ready_lock().push_back(ready);
+        self.work.notify_one();
+    }
+
+    /// The oldest ready task, unless intake has stopped (shutdown gives those back).
+    pub fn take_ready(&self, stop: &CancellationToken) -> Option<Ready> {
+        let mut ready = self.ready_lock();
+        if stop.is_cancelled() {
+            return None;
+        }
+        let next = ready.pop_front();
+        drop(ready);
+        if next.is_some() {
+            self.ready_taken.notify_one();
+        }
+        next
+    }
+
+    /// Takes every ready task (shutdown).
+    pub fn drain_ready(&self) -> Vec<Ready> {
+        self.ready_lock().drain(..).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
@@ -139,21 +218,28 @@ impl Lane {
         items.into_iter().map(|x| x.delivery).collect()
     }
 
-    /// Receipts of the buffered deliveries.
+    /// Receipts of the buffered deliveries and of the ready tasks.
     pub fn receipts(&self) -> Vec<Receipt> {
-        self.lock()
+        let mut out: Vec<Receipt> = self
+            .lock()
             .items
             .iter()
             .map(|x| x.delivery.receipt.clone())
-            .collect()
+            .collect();
+        out.extend(self.ready_lock().iter().map(|r| r.delivery.receipt.clone()));
+        out
     }
 
-    /// Whether `receipt` is buffered here.
+    /// Whether `receipt` is buffered here or is a ready task's.
     pub fn holds(&self, receipt: &Receipt) -> bool {
         self.lock()
             .items
             .iter()
             .any(|x| &x.delivery.receipt == receipt)
+            || self
+                .ready_lock()
+                .iter()
+                .any(|r| &r.delivery.receipt == receipt)
     }
 }
 

@@ -210,10 +210,19 @@ impl Engine {
             }
         }
 
-        // Deliveries fetched but not started go back at once.
+        // Deliveries fetched but not started go back at once; tasks started ahead that no
+        // worker took are reset to `pending` first.
         let mut given_back = 0;
         for lane in self.lanes() {
-            let receipts: Vec<Receipt> = lane.drain().into_iter().map(|d| d.receipt).collect();
+            let mut receipts: Vec<Receipt> = lane.drain().into_iter().map(|d| d.receipt).collect();
+            let ready = lane.drain_ready();
+            if !ready.is_empty() {
+                let ids: Vec<TaskId> = ready.iter().map(|r| r.task.id.clone()).collect();
+                if let Err(e) = self.backends.state.unbegin(&ids).await {
+                    tracing::warn!(error = %e, "could not reset tasks started ahead; they run again when redelivered");
+                }
+                receipts.extend(ready.into_iter().map(|r| r.delivery.receipt));
+            }
             given_back += receipts.len();
             if !receipts.is_empty() {
                 if let Err(e) = q.nack(&self.consumer, &receipts).await {

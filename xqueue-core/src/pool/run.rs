@@ -44,8 +44,9 @@ pub(crate) async fn run(
         consumer = %engine.consumer.name,
         backend = engine.backends.queue.kind(),
     );
+    let began = std::time::Instant::now();
     let outcome = attempt(&engine, &lane, &task).instrument(span).await;
-    drop(slot);
+    lane.observe_run(began.elapsed());
     lock_mutex(&engine.running).remove(&delivery.receipt);
     engine.running_changed.notify_waiters();
     engine.send_done(Done {
@@ -54,6 +55,8 @@ pub(crate) async fn run(
         completion: Some(completion(task.id, outcome)),
         permit,
     });
+    // The slot goes straight to a task started ahead, if one is waiting.
+    super::dispatch::run_ready_or_free(&engine, &lane, slot);
 }
 
 async fn attempt(engine: &Engine, lane: &Lane, task: &Task) -> Outcome {

@@ -63,6 +63,12 @@ pub(super) fn cases() -> Vec<Case> {
         case("shutdown_drains_and_gives_back", None, |f| {
             Box::pin(graceful_shutdown(f))
         }),
+        case("slow_handlers_are_never_started_ahead", None, |f| {
+            Box::pin(slow_not_ahead(f))
+        }),
+        case("started_ahead_tasks_given_back_on_shutdown", None, |f| {
+            Box::pin(ahead_given_back(f))
+        }),
         case(
             "poison_message_dead_lettered",
             Some(|c: &Capabilities| c.idle_reclaim && c.delivery_count),
@@ -295,5 +301,96 @@ async fn graceful_shutdown(f: Arc<dyn Fixture>) {
     )
     .await;
     wait_all_success(&b.manager, &queued, Duration::from_secs(60)).await;
+    b.manager.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A type whose handlers take long has no task `processing` beyond those running.
+async fn slow_not_ahead(f: Arc<dyn Fixture>) {
+    let mut cfg = test_config(&group(), "m1");
+    cfg.workers = 1;
+    cfg.start_ahead = 5;
+    let s = setup(f.backends().await, cfg, &[("slow", opts(None, 0))], None).await;
+    let m = &s.manager;
+    // The first run teaches the pool that this type is slow.
+    let first = submit_many(m, "slow", 1, json!({"sleep_ms": 50})).await;
+    wait_all_success(m, &first, Duration::from_secs(30)).await;
+    let tasks = submit_many(m, "slow", 4, json!({"sleep_ms": 100})).await;
+    let until = std::time::Instant::now() + Duration::from_millis(350);
+    while std::time::Instant::now() < until {
+        let processing = m.list(TaskStatus::Processing, 100).await.expect("list");
+        assert!(
+            processing.len() <= 1,
+            "{} tasks processing with one worker: {processing:?}",
+            processing.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_all_success(m, &tasks, Duration::from_secs(30)).await;
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Tasks of a quick type started ahead while the only worker is busy are `processing` but
+/// not run; a shutdown gives them back as `pending`, uncounted, and they run once elsewhere.
+async fn ahead_given_back(f: Arc<dyn Fixture>) {
+    let backends = f.backends().await;
+    let g = group();
+    let mut cfg = test_config(&g, "ahead");
+    cfg.workers = 1;
+    cfg.start_ahead = 3;
+    let a = setup(backends.clone(), cfg, &[("job", opts(None, 3))], None).await;
+    let m = &a.manager;
+    let warm = submit_many(m, "job", 3, json!({})).await;
+    wait_all_success(m, &warm, Duration::from_secs(30)).await;
+    let busy = submit_many(m, "job", 1, json!({"sleep_ms": 1500})).await;
+    let running = eventually(Duration::from_secs(30), || {
+        let m = m.clone();
+        async move { m.worker_stats().active_workers == 1 }
+    })
+    .await;
+    assert!(running, "the long task did not start");
+    let ahead = submit_many(m, "job", 3, json!({})).await;
+    let started = eventually(Duration::from_secs(10), || {
+        let (m, ids) = (m.clone(), ahead.clone());
+        async move {
+            for t in &ids {
+                if m.get(&t.id).await.expect("get").status != TaskStatus::Processing {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(
+        started,
+        "quick tasks were not started ahead of the busy worker"
+    );
+    for t in &ahead {
+        assert_eq!(a.recorder.runs_of(&t.id), 0, "started ahead, not run");
+    }
+    let report = m.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.cut_off, 0);
+    assert!(report.given_back >= 3, "{report:?}");
+    assert_eq!(
+        m.get(&busy[0].id).await.expect("get").status,
+        TaskStatus::Success
+    );
+    for t in &ahead {
+        let back = m.get(&t.id).await.expect("get");
+        assert_eq!(back.status, TaskStatus::Pending, "{back:?}");
+        assert_eq!(back.attempts, 0, "an attempt that never ran is not counted");
+    }
+    let b = setup(
+        backends,
+        test_config(&g, "next"),
+        &[("job", opts(None, 3))],
+        None,
+    )
+    .await;
+    wait_all_success(&b.manager, &ahead, Duration::from_secs(60)).await;
+    for t in &ahead {
+        assert_eq!(b.recorder.runs_of(&t.id), 1);
+        assert_eq!(b.manager.get(&t.id).await.expect("get").attempts, 1);
+    }
     b.manager.shutdown(Duration::from_secs(5)).await;
 }
