@@ -141,6 +141,11 @@ pub struct ServerConfig {
     #[arg(long, env = "XQUEUE_WORKERS", default_value = "10", value_parser = at_least_one)]
     pub workers: usize,
 
+    /// Most tasks per type started ahead of a free worker while the type's handlers are
+    /// quick (runs under 1 ms on average) and it has no concurrency limit; 0 turns it off.
+    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "20")]
+    pub start_ahead: usize,
+
     /// Most messages fetched per queue per call (and buffered per task type).
     #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "50", value_parser = at_least_one)]
     pub batch_size: usize,
@@ -253,6 +258,7 @@ impl fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("backend", &self.backend)
             .field("workers", &self.workers)
+            .field("start_ahead", &self.start_ahead)
             .field("batch_size", &self.batch_size)
             .field("block_timeout", &self.block_timeout)
             .field("claim_idle", &self.claim_idle)
@@ -310,6 +316,7 @@ impl ServerConfig {
         let mut c = xqueue_core::ManagerConfig {
             group: self.group.clone(),
             workers: self.workers,
+            start_ahead: self.start_ahead,
             batch_size: self.batch_size,
             block_timeout: self.block_timeout,
             claim_idle: self.claim_idle,
@@ -370,6 +377,10 @@ mod tests {
         assert_eq!(c.limit_map()["example"], 3);
         assert_eq!(c.limit_map()["email"], 5);
         assert_eq!(c.manager_config().group, "xqueue-workers");
+        assert_eq!(c.manager_config().start_ahead, 20);
+        let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
+        assert_eq!(off.manager_config().start_ahead, 0);
+        assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());
         assert!(ServerConfig::try_parse_from(["x", "--block-timeout", "0s"]).is_err());
         assert!(ServerConfig::try_parse_from(["x", "--backend", "sqs"]).is_err());
     }
