@@ -16,10 +16,12 @@ pub struct ManagerConfig {
     pub workers: usize,
     /// Most tasks per type started ahead of a free worker. Their attempts begin in the state
     /// store while every worker is busy, so a worker that frees up runs the next task at once
-    /// instead of waiting for that round trip. Only for types without a concurrency limit
-    /// whose handlers are quick (runs averaging under 1 ms): such a task is `processing`
-    /// (and can no longer be cancelled) for about one handler run before it runs. A
-    /// shutdown gives ready tasks back as `pending`. 0 turns this off. Default 20.
+    /// instead of waiting for that round trip. A type starts ahead only as many as its
+    /// workers get through in about 1 ms at its recent mean run time (none while its runs
+    /// take 1 ms or more, or before its first run ends), and only without a concurrency
+    /// limit. Such a task is `processing` (and can no longer be cancelled) for about that
+    /// millisecond before it runs; a shutdown gives ready tasks back as `pending`. 0 turns
+    /// this off. Default 50.
     pub start_ahead: usize,
     /// Most messages fetched per queue per call, and most tasks buffered per type. Default 50.
     pub batch_size: usize,
@@ -51,7 +53,7 @@ impl Default for ManagerConfig {
             instance_id: random_instance_id(),
             group: "xqueue-workers".into(),
             workers: 10,
-            start_ahead: 20,
+            start_ahead: 50,
             batch_size: 50,
             block_timeout: Duration::from_secs(5),
             claim_idle: Duration::from_secs(30),

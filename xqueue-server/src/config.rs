@@ -141,9 +141,10 @@ pub struct ServerConfig {
     #[arg(long, env = "XQUEUE_WORKERS", default_value = "10", value_parser = at_least_one)]
     pub workers: usize,
 
-    /// Most tasks per type started ahead of a free worker while the type's handlers are
-    /// quick (runs under 1 ms on average) and it has no concurrency limit; 0 turns it off.
-    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "20")]
+    /// Most tasks per type started ahead of a free worker: as many as the workers get
+    /// through in about 1 ms at the type's mean run time, for types without a concurrency
+    /// limit; 0 turns it off.
+    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "50")]
     pub start_ahead: usize,
 
     /// Most messages fetched per queue per call (and buffered per task type).
@@ -377,7 +378,7 @@ mod tests {
         assert_eq!(c.limit_map()["example"], 3);
         assert_eq!(c.limit_map()["email"], 5);
         assert_eq!(c.manager_config().group, "xqueue-workers");
-        assert_eq!(c.manager_config().start_ahead, 20);
+        assert_eq!(c.manager_config().start_ahead, 50);
         let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
         assert_eq!(off.manager_config().start_ahead, 0);
         assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());

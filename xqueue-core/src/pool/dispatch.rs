@@ -110,8 +110,9 @@ async fn dispatch(
     let mut limit_wait = Duration::from_millis(1);
     loop {
         let work = lane.work.notified();
-        // Ready tasks take whatever slots are free first.
-        while lane.ready_len() > 0 {
+        // Ready tasks take whatever slots are free first (once intake stops, shutdown gives
+        // them back instead).
+        while lane.ready_len() > 0 && !stop.is_cancelled() {
             match engine.workers.clone().try_acquire_owned() {
                 Ok(slot) => run_ready_or_free(engine, lane, slot),
                 Err(_) => break,
@@ -244,13 +245,11 @@ async fn dispatch(
 
 /// How many more tasks `lane` may start ahead of a free worker now.
 fn ahead_room(engine: &Engine, lane: &Lane, limited: bool) -> usize {
-    if limited || engine.config.start_ahead == 0 || !lane.is_quick() {
+    if limited {
         return 0;
     }
-    engine
-        .config
-        .start_ahead
-        .saturating_sub(lane.ready_len() + lane.ahead_in_flight.load(Ordering::Relaxed))
+    let limit = lane.ahead_limit(engine.config.workers, engine.config.start_ahead);
+    limit.saturating_sub(lane.ready_len() + lane.ahead_in_flight.load(Ordering::Relaxed))
 }
 
 /// Deliveries picked for one `begin`: the first `slots.len()` have a worker slot, the other
@@ -301,8 +300,12 @@ async fn begin_and_start(
         .state
         .begin(&ids, holder, now_millis())
         .await;
-    lane.ahead_in_flight
-        .fetch_sub(started_ahead, Ordering::Relaxed);
+    // Counted as in flight until they are ready (or back in the buffer), so the dispatcher
+    // never starts more than `start_ahead` ahead.
+    let landed = || {
+        lane.ahead_in_flight
+            .fetch_sub(started_ahead, Ordering::Relaxed)
+    };
     match begun {
         Ok(begun) => {
             lock_mutex(&backoff).reset();
@@ -316,6 +319,7 @@ async fn begin_and_start(
                     skip => skipped(&engine, &lane, delivery, skip, limited),
                 }
             }
+            landed();
             // Slots of skipped tasks go to ready ones.
             for slot in slots {
                 run_ready_or_free(&engine, &lane, slot);
@@ -325,6 +329,7 @@ async fn begin_and_start(
             let n = slots.len() as u32;
             drop(slots);
             lane.put_back(deliveries);
+            landed();
             if limited {
                 let _ = engine
                     .backends

@@ -16,9 +16,10 @@ use crate::task::{QueueName, Task};
 /// Every this-many picks, the oldest buffered delivery goes first regardless of priority.
 pub(crate) const FIFO_EVERY: u64 = 4;
 
-/// A type's handlers are quick while their runs average less than this: only then are its
-/// tasks started ahead of a free worker (see [`crate::ManagerConfig::start_ahead`]).
-pub(crate) const QUICK_RUN: Duration = Duration::from_millis(1);
+/// About the longest a task started ahead should wait for a worker: a lane starts ahead only
+/// as many tasks as its workers get through in this time at the type's recent mean run time
+/// (none when runs take this long or longer). See [`crate::ManagerConfig::start_ahead`].
+pub(crate) const AHEAD_WAIT: Duration = Duration::from_millis(1);
 
 /// A task whose attempt has begun in the state store, waiting for a free worker.
 pub(crate) struct Ready {
@@ -97,9 +98,18 @@ impl Lane {
         self.run_micros.store(new, Ordering::Relaxed);
     }
 
-    /// Whether this type's recent runs averaged under [`QUICK_RUN`].
-    pub fn is_quick(&self) -> bool {
-        self.run_micros.load(Ordering::Relaxed) < QUICK_RUN.as_micros() as u64
+    /// Most tasks to have started ahead with `workers` workers: as many as they finish within
+    /// [`AHEAD_WAIT`] at the recent mean run time, at most `cap`; none before the first run.
+    pub fn ahead_limit(&self, workers: usize, cap: usize) -> usize {
+        let mean = self.run_micros.load(Ordering::Relaxed);
+        if mean == u64::MAX {
+            return 0;
+        }
+        let per_worker = AHEAD_WAIT.as_micros() as u64 / mean.max(1);
+        usize::try_from(per_worker)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(workers)
+            .min(cap)
     }
 
     /// Tasks started ahead and waiting for a worker.
@@ -288,6 +298,23 @@ mod tests {
         // Three highs, then the oldest (the low one) on the fourth pick.
         assert_eq!(&order[..4], &[9, 9, 9, 0]);
         assert!(order[4..].iter().all(|p| *p == 9));
+    }
+
+    #[test]
+    fn starts_ahead_what_the_workers_reach_within_a_millisecond() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        assert_eq!(lane.ahead_limit(10, 50), 0, "nothing before the first run");
+        lane.observe_run(Duration::from_micros(500));
+        assert_eq!(lane.ahead_limit(10, 50), 20, "two runs per worker per ms");
+        assert_eq!(lane.ahead_limit(10, 5), 5, "capped");
+        for _ in 0..40 {
+            lane.observe_run(Duration::from_millis(3));
+        }
+        assert_eq!(lane.ahead_limit(10, 50), 0, "slow runs start nothing ahead");
+        for _ in 0..40 {
+            lane.observe_run(Duration::from_micros(20));
+        }
+        assert_eq!(lane.ahead_limit(10, 50), 50, "quick again");
     }
 
     #[test]
