@@ -11,6 +11,11 @@
 //! cargo run --release -p xqueue-tests --bin xqueue-bench -- --quick # smoke run
 //! ```
 
+/// The allocator the server uses (see `xqueue-server`'s main.rs), for every phase alike: the
+/// raw baseline and XQueue run in this one process.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod cli;
 mod latency;
 mod phases;
