@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use xqueue_server::config::{LogFormat, ServerConfig};
 
-/// mimalloc instead of the system allocator: a task's trip through the pool and redis-rs is
+/// jemalloc instead of the system allocator: a task's trip through the pool and redis-rs is
 /// dozens of small allocations, and glibc's malloc spent a fifth of the worker's CPU on them
 /// (BENCHMARKS.md).
 #[global_allocator]
