@@ -216,19 +216,11 @@ impl Engine {
         for lane in self.lanes() {
             let mut receipts: Vec<Receipt> = lane.drain().into_iter().map(|d| d.receipt).collect();
             let ready = lane.drain_ready();
-            if !ready.is_empty() {
-                let ids: Vec<TaskId> = ready.iter().map(|r| r.task.id.clone()).collect();
-                if let Err(e) = self.backends.state.unbegin(&ids).await {
-                    tracing::warn!(error = %e, "could not reset tasks started ahead; they run again when redelivered");
-                }
-                receipts.extend(ready.into_iter().map(|r| r.delivery.receipt));
-            }
+            let ids: Vec<TaskId> = ready.iter().map(|r| r.task.id.clone()).collect();
+            receipts.extend(ready.into_iter().map(|r| r.delivery.receipt));
             given_back += receipts.len();
-            if !receipts.is_empty() {
-                if let Err(e) = q.nack(&self.consumer, &receipts).await {
-                    tracing::warn!(error = %e, "could not give back buffered deliveries; they will be reclaimed");
-                }
-            }
+            self.give_back(&ids, &receipts, "fetched tasks not run")
+                .await;
         }
 
         // Running tasks get until the deadline.
@@ -252,12 +244,7 @@ impl Engine {
             );
             let ids: Vec<TaskId> = cut.iter().map(|(_, r)| r.task_id.clone()).collect();
             let receipts: Vec<Receipt> = cut.iter().map(|(rc, _)| rc.clone()).collect();
-            if let Err(e) = self.backends.state.unbegin(&ids).await {
-                tracing::warn!(error = %e, "could not reset cut-off tasks; they run again when redelivered");
-            }
-            if let Err(e) = q.nack(&self.consumer, &receipts).await {
-                tracing::warn!(error = %e, "could not give back cut-off tasks; they will be reclaimed");
-            }
+            self.give_back(&ids, &receipts, "cut-off tasks").await;
             let mut per_type: HashMap<String, u32> = HashMap::new();
             for (_, r) in cut.iter().filter(|(_, r)| r.permit) {
                 *per_type.entry(r.task_type.clone()).or_default() += 1;
@@ -293,6 +280,22 @@ impl Engine {
         crate::ShutdownReport {
             given_back,
             cut_off: cut.len(),
+        }
+    }
+
+    /// Resets the begun tasks `ids` to `pending` (their attempt uncounted), then gives
+    /// `receipts` back to the queue; failures are logged, since redelivery or reclaim still
+    /// runs them.
+    async fn give_back(&self, ids: &[TaskId], receipts: &[Receipt], what: &str) {
+        if !ids.is_empty() {
+            if let Err(e) = self.backends.state.unbegin(ids).await {
+                tracing::warn!(error = %e, "could not reset {what}; they run again when redelivered");
+            }
+        }
+        if !receipts.is_empty() {
+            if let Err(e) = self.backends.queue.nack(&self.consumer, receipts).await {
+                tracing::warn!(error = %e, "could not give back {what}; they will be reclaimed");
+            }
         }
     }
 
