@@ -293,14 +293,7 @@ async fn graceful_shutdown(f: Arc<dyn Fixture>) {
         Err(Error::ShuttingDown)
     ));
     // What it had not started runs on the next instance.
-    let b = setup(
-        backends,
-        test_config(&g, "next"),
-        &[("job", opts(None, 3))],
-        None,
-    )
-    .await;
-    wait_all_success(&b.manager, &queued, Duration::from_secs(60)).await;
+    let b = next_instance_runs(backends, &g, "job", &queued).await;
     b.manager.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -380,14 +373,7 @@ async fn ahead_given_back(f: Arc<dyn Fixture>) {
         assert_eq!(back.status, TaskStatus::Pending, "{back:?}");
         assert_eq!(back.attempts, 0, "an attempt that never ran is not counted");
     }
-    let b = setup(
-        backends,
-        test_config(&g, "next"),
-        &[("job", opts(None, 3))],
-        None,
-    )
-    .await;
-    wait_all_success(&b.manager, &ahead, Duration::from_secs(60)).await;
+    let b = next_instance_runs(backends, &g, "job", &ahead).await;
     for t in &ahead {
         assert_eq!(b.recorder.runs_of(&t.id), 1);
         assert_eq!(b.manager.get(&t.id).await.expect("get").attempts, 1);

@@ -70,6 +70,25 @@ pub(super) async fn single(
     .await
 }
 
+/// A second manager ("next") in group `g` with handler `task_type`; returns once it has run
+/// every one of `tasks` to success.
+pub(super) async fn next_instance_runs(
+    backends: Backends,
+    g: &str,
+    task_type: &str,
+    tasks: &[Task],
+) -> Setup {
+    let next = setup(
+        backends,
+        test_config(g, "next"),
+        &[(task_type, opts(None, 3))],
+        None,
+    )
+    .await;
+    wait_all_success(&next.manager, tasks, Duration::from_secs(60)).await;
+    next
+}
+
 pub(super) fn opts(limit: Option<u32>, retries: u32) -> HandlerOptions {
     HandlerOptions {
         max_concurrency: limit,
