@@ -15,7 +15,7 @@ use xqueue_core::{
 use crate::codec;
 use crate::config::RedisConfig;
 use crate::conn::Connections;
-use crate::entries::{delivery, entry};
+use crate::entries::delivered;
 use crate::error::{self, is_nogroup, KIND};
 use crate::keys::Keys;
 use crate::reply;
@@ -241,15 +241,7 @@ impl QueueBackend for RedisBackend {
                 return Err(error::unexpected("XREADGROUP", key));
             };
             for e in reply::array(entries, "XREADGROUP")? {
-                match entry(e, "XREADGROUP")? {
-                    (id, Ok((message, carried))) => {
-                        out.push(delivery(queue, id, message, carried + 1))
-                    }
-                    (id, Err(err)) => {
-                        error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
-                        poison.push((key.clone(), id));
-                    }
-                }
+                out.extend(delivered(queue, &key, e, 1, "XREADGROUP", &mut poison)?);
             }
         }
         if !poison.is_empty() {
@@ -325,16 +317,9 @@ impl QueueBackend for RedisBackend {
                     .pop()
                     .map(|c| reply::int(&c, "reclaim"))
                     .transpose()?;
-                match entry(Value::Array(fields), "reclaim")? {
-                    (id, Ok((message, carried))) => {
-                        let count = count.unwrap_or(1).max(1) as u32;
-                        out.push(delivery(queue, id, message, carried + count));
-                    }
-                    (id, Err(err)) => {
-                        error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
-                        poison.push((stream.clone(), id));
-                    }
-                }
+                let count = count.unwrap_or(1).max(1) as u32;
+                let e = Value::Array(fields);
+                out.extend(delivered(queue, stream, e, count, "reclaim", &mut poison)?);
             }
             for id in reply::array(lost.unwrap_or(Value::Nil), "reclaim")? {
                 // With XQueue's trimming this cannot happen: someone else trimmed the stream.

@@ -31,7 +31,28 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u3
     Ok((id, decoded))
 }
 
-pub(crate) fn delivery(queue: &QueueName, id: String, message: Message, count: u32) -> Delivery {
+/// One delivered entry of `queue` (stream `stream`), delivered `count` times by Redis: the
+/// delivery, or `None` when it cannot be decoded; it is then logged and added to `poison`, for
+/// [`crate::RedisBackend`] to drop (an entry no one can read would be redelivered forever).
+pub(crate) fn delivered(
+    queue: &QueueName,
+    stream: &str,
+    e: Value,
+    count: u32,
+    what: &str,
+    poison: &mut Vec<(String, String)>,
+) -> Result<Option<Delivery>> {
+    match entry(e, what)? {
+        (id, Ok((message, carried))) => Ok(Some(delivery(queue, id, message, carried + count))),
+        (id, Err(err)) => {
+            tracing::error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
+            poison.push((stream.to_owned(), id));
+            Ok(None)
+        }
+    }
+}
+
+fn delivery(queue: &QueueName, id: String, message: Message, count: u32) -> Delivery {
     Delivery {
         receipt: Receipt {
             queue: queue.clone(),
