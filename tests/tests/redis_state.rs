@@ -103,10 +103,226 @@ async fn submit_stores_and_queues_in_one_step_or_not_at_all() {
         ..ok[1].clone()
     };
     let err = backend
-        .insert_published(&[fresh.clone(), ok[0].clone()])
+        .insert_published(&[fresh.clone(), ok[0].clone()], None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert!(backend.get(&fresh.id).await.unwrap().is_none());
     assert_eq!(raw.xlen::<_, u64>(&stream).await.unwrap(), 2);
+}
+
+fn pending_task(task_type: &str, n: i32) -> xqueue_core::Task {
+    xqueue_core::Task {
+        id: TaskId::generate(),
+        task_type: task_type.into(),
+        payload: serde_json::json!({ "n": n }),
+        priority: 5,
+        status: xqueue_core::TaskStatus::Pending,
+        attempts: 0,
+        max_retries: 3,
+        timeout_ms: None,
+        created_at: now_millis(),
+        run_at: None,
+        started_at: None,
+        finished_at: None,
+        last_error: None,
+        result: None,
+        worker: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submit_hands_its_tasks_to_the_submitting_consumer_in_the_same_step() {
+    use std::time::Duration;
+    use xqueue_core::{Consumer, FetchRequest, QueueBackend, Take, TaskStatus};
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let older = pending_task("take", 0);
+    let queue = older.queue();
+    let stream = format!("{prefix}:stream:{queue}");
+    let consumer = Consumer::new("g".to_string(), "c1".to_string());
+    let take = |count| Take {
+        consumer: consumer.clone(),
+        queue: queue.clone(),
+        count,
+        now: 1_700_000_000_000,
+    };
+
+    // Before the group exists (no instance fetches this queue yet), nothing is taken: the
+    // task is stored and queued as without `take`.
+    let taken = backend
+        .insert_published(std::slice::from_ref(&older), Some(&take(5)))
+        .await
+        .unwrap()
+        .expect("Redis takes this path");
+    assert!(taken.is_empty(), "{taken:?}");
+    assert_eq!(raw.xlen::<_, u64>(&stream).await.unwrap(), 1);
+
+    // The group exists from here on (as an instance's first fetch creates it); `older` is
+    // still undelivered.
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    // Taking two delivers the oldest undelivered entries first: `older` only as a delivery
+    // (it was not submitted by this call), the new task begun for the consumer.
+    let new = pending_task("take", 1);
+    let taken = backend
+        .insert_published(std::slice::from_ref(&new), Some(&take(2)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert_eq!(taken[0].delivery.message.task_id, older.id);
+    assert!(taken[0].task.is_none());
+    assert_eq!(taken[1].delivery.message.task_id, new.id);
+    assert_eq!(taken[1].delivery.delivery_count, 1);
+    let started = taken[1].task.as_ref().expect("the new task is begun");
+    assert_eq!(started.status, TaskStatus::Processing);
+    assert_eq!(started.attempts, 1);
+    assert_eq!(started.worker.as_deref(), Some("c1"));
+    assert_eq!(started.payload, new.payload);
+    let stored = backend.get(&new.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Processing);
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.started_at, Some(1_700_000_000_000));
+    assert_eq!(stored.worker.as_deref(), Some("c1"));
+    assert_eq!(
+        backend.get(&older.id).await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+    let counts = backend.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.processing), (1, 1));
+    // Both are pending for c1 in the group, as after a fetch: acked by it, or reclaimed from
+    // it if it dies.
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg("g")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .arg("c1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let redis::Value::Array(pending) = pending else {
+        panic!("{pending:?}")
+    };
+    assert_eq!(pending.len(), 2);
+    let acked = backend
+        .ack(
+            &consumer,
+            &[
+                taken[0].delivery.receipt.clone(),
+                taken[1].delivery.receipt.clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(acked, 2);
+
+    // With nothing older, a take of one gets exactly the task submitted; the second task of
+    // the batch stays undelivered for the fetchers.
+    let (a, b) = (pending_task("take", 2), pending_task("take", 3));
+    let taken = backend
+        .insert_published(&[a.clone(), b.clone()], Some(&take(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].task.as_ref().map(|t| &t.id), Some(&a.id));
+    assert_eq!(
+        backend.get(&b.id).await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+    let rest = backend
+        .fetch(&FetchRequest {
+            consumer: Consumer::new("g".to_string(), "c2".to_string()),
+            queues: vec![queue.clone()],
+            count: 10,
+            block: Duration::ZERO,
+        })
+        .await
+        .unwrap();
+    let rest: Vec<_> = rest.iter().map(|d| d.message.task_id.clone()).collect();
+    assert_eq!(rest, vec![b.id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_worker_runs_a_task_submitted_on_its_instance_without_a_fetch() {
+    use std::time::Duration;
+    use xqueue_core::testing::{eventually, test_config, Recorder, RecordingHandler};
+    use xqueue_core::{NewTask, TaskManager, TaskStatus};
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let run = |on: bool, instance: &str| {
+        let recorder = Recorder::new();
+        let mut config = test_config("g", instance);
+        config.start_on_submit = on;
+        let manager = TaskManager::new(backend.backends(), config);
+        manager
+            .register_handler(RecordingHandler::new(instance, recorder.clone()))
+            .unwrap();
+        (manager, recorder)
+    };
+    for on in [true, false] {
+        let instance = if on { "on" } else { "off" };
+        let (manager, recorder) = run(on, instance);
+        manager.start().await.unwrap();
+        // Let the lane's fetch block: the pool is idle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let task = manager
+                .submit(NewTask::new(instance, serde_json::json!({ "i": i })))
+                .await
+                .unwrap();
+            assert!(
+                eventually(Duration::from_secs(10), || {
+                    let backend = backend.clone();
+                    let id = task.id.clone();
+                    async move {
+                        backend.get(&id).await.unwrap().unwrap().status == TaskStatus::Success
+                    }
+                })
+                .await
+            );
+            ids.push(task.id);
+        }
+        for id in &ids {
+            assert_eq!(recorder.runs_of(id), 1);
+            let done = backend.get(id).await.unwrap().unwrap();
+            assert_eq!(done.attempts, 1);
+            assert_eq!(done.worker.as_deref(), Some(instance));
+        }
+        let stats = manager.stats().await.unwrap();
+        let expected = if on { 3 } else { 0 };
+        assert_eq!(
+            stats.workers.started_on_submit, expected,
+            "start_on_submit {on}"
+        );
+        // Every delivery was acked: nothing is left pending for a reclaim.
+        let mut pending = u64::MAX;
+        for _ in 0..50 {
+            pending = manager.stats().await.unwrap().queues.pending;
+            if pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(pending, 0);
+        manager.shutdown(Duration::from_secs(5)).await;
+    }
 }

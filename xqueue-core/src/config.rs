@@ -23,6 +23,13 @@ pub struct ManagerConfig {
     /// millisecond before it runs; a shutdown gives ready tasks back as `pending`. 0 turns
     /// this off. Default 50.
     pub start_ahead: usize,
+    /// Whether a submit on this instance hands its tasks straight to this instance's idle
+    /// workers, when the queue backend is also the state store (Redis). The submit's own
+    /// round trip then delivers and begins them, and the handler starts as soon as it
+    /// returns, instead of after the fetch and `begin` round trips an idle worker otherwise
+    /// waits for. Only for types without a concurrency limit whose lane has nothing buffered
+    /// here; other instances' workers take tasks as before. Default on.
+    pub start_on_submit: bool,
     /// Most messages fetched per queue per call, and most tasks buffered per type. Default 50.
     pub batch_size: usize,
     /// How long a fetch waits for messages. Default 5 s.
@@ -54,6 +61,7 @@ impl Default for ManagerConfig {
             group: "xqueue-workers".into(),
             workers: 10,
             start_ahead: 50,
+            start_on_submit: true,
             batch_size: 50,
             block_timeout: Duration::from_secs(5),
             claim_idle: Duration::from_secs(30),

@@ -33,7 +33,7 @@ pub use queue::{
     Capabilities, Consumer, ConsumerInfo, Delivery, FetchRequest, PartitionInfo, QueueBackend,
     QueueInfo, Receipt,
 };
-pub use state::{Begin, Completion, Outcome, StateStore, StatusCounts};
+pub use state::{Begin, Completion, Outcome, StateStore, StatusCounts, Take, Taken};
 pub use task::{
     now_millis, Band, Message, NewTask, QueueName, Task, TaskId, TaskStatus, UnixMillis,
 };

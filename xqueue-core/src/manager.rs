@@ -45,6 +45,9 @@ pub struct WorkerStats {
     pub retried_tasks: u64,
     /// Tasks dead-lettered by this instance.
     pub dead_lettered_tasks: u64,
+    /// Tasks that a submit on this instance handed straight to an idle worker here (see
+    /// [`ManagerConfig::start_on_submit`]).
+    pub started_on_submit: u64,
     /// Finished attempts per second over the last ten seconds.
     pub throughput: f64,
     /// Time since the manager was created.
@@ -311,9 +314,15 @@ impl TaskManager {
         let state = &self.engine.backends.state;
         if self.engine.backends.queue_is_state()
             && tasks.iter().all(|t| t.status == TaskStatus::Pending)
-            && state.insert_published(&tasks).await?
         {
-            return Ok(tasks);
+            let reservation = self.engine.reserve_for_submit(&tasks);
+            let take = reservation.as_ref().map(|r| &r.take);
+            if let Some(taken) = state.insert_published(&tasks, take).await? {
+                if let Some(reservation) = reservation {
+                    self.engine.start_taken(reservation, taken).await;
+                }
+                return Ok(tasks);
+            }
         }
         state.insert(&tasks).await?;
         let pending: Vec<Task> = tasks
@@ -505,6 +514,7 @@ impl TaskManager {
             failed_tasks: c.failed_attempts.load(Ordering::Relaxed),
             retried_tasks: c.retried.load(Ordering::Relaxed),
             dead_lettered_tasks: c.dead_lettered.load(Ordering::Relaxed),
+            started_on_submit: c.started_on_submit.load(Ordering::Relaxed),
             throughput,
             uptime: e.started_at.elapsed(),
         }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::task::{Task, TaskId, TaskStatus, UnixMillis};
+use crate::queue::{Consumer, Delivery};
+use crate::task::{QueueName, Task, TaskId, TaskStatus, UnixMillis};
 
 /// How many tasks are in each status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +106,31 @@ pub struct Completion {
     pub at: UnixMillis,
 }
 
+/// Messages a submit may hand straight to the submitting instance's idle workers (see
+/// [`StateStore::insert_published`]): no fetch and no `begin` round trip between the submit
+/// and the handler.
+#[derive(Clone, Debug)]
+pub struct Take {
+    /// Who receives the deliveries; its name is the worker of the attempts begun.
+    pub consumer: Consumer,
+    /// The queue to take from.
+    pub queue: QueueName,
+    /// At most this many messages.
+    pub count: usize,
+    /// The attempts' start time.
+    pub now: UnixMillis,
+}
+
+/// A delivery [`StateStore::insert_published`] took for the submitting instance.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    /// The delivery, pending for [`Take::consumer`] until acked.
+    pub delivery: Delivery,
+    /// The task, if the submit began it (`processing`, this attempt counted): run it. `None`
+    /// for an older message that was only delivered: begin it as any fetched delivery.
+    pub task: Option<Task>,
+}
+
 /// How long a newly submitted `pending` task stays on the schedule as a publish guard.
 ///
 /// The manager stores a task, publishes its message, then takes it off the schedule with
@@ -149,21 +175,35 @@ pub trait StateStore: Send + Sync + 'static {
     async fn insert(&self, tasks: &[Task]) -> Result<()>;
 
     /// Stores new `pending` tasks and publishes their messages (`Task::message`, on
-    /// `Task::queue`) in one atomic step, when this store is also the queue backend.
+    /// `Task::queue`) in one atomic step, when this store is also the queue backend; with
+    /// `take`, it also hands messages of one queue straight to the submitting instance's idle
+    /// workers, in that same step.
     ///
     /// The manager calls it only when its queue backend and state store are one object (the
     /// same `Arc`, as `RedisBackend::backends` builds them), so an implementation may publish
-    /// on itself. Returns `Ok(false)`, having done nothing, when the store cannot; the manager
+    /// on itself. Returns `Ok(None)`, having done nothing, when the store cannot; the manager
     /// then runs `insert`, `publish` and `release_due`. The default does that.
     ///
     /// # Contract
-    /// All or nothing: on `Ok(true)` every task is stored, `pending`, with no schedule entry
-    /// (no publish guard is needed), and every message is on its queue; on an error nothing
-    /// is stored or published: an id that exists is [`crate::Error::InvalidInput`], a queue
-    /// without room for its messages [`crate::Error::QueueFull`].
-    async fn insert_published(&self, tasks: &[Task]) -> Result<bool> {
-        let _ = tasks;
-        Ok(false)
+    /// - All or nothing: on `Ok(Some(_))` every task is stored, `pending`, with no schedule
+    ///   entry (no publish guard is needed), and every message is on its queue; on an error
+    ///   nothing is stored or published: an id that exists is
+    ///   [`crate::Error::InvalidInput`], a queue without room for its messages
+    ///   [`crate::Error::QueueFull`].
+    /// - With `take`, after publishing, up to `take.count` messages of `take.queue` are
+    ///   delivered to `take.consumer` exactly as a fetch would deliver them (oldest
+    ///   undelivered first, pending for that consumer until acked), and those that carry a
+    ///   task of this batch are begun as [`StateStore::begin`] would, with the consumer's name
+    ///   as worker: they come back with [`Taken::task`] set. Others (older messages) come
+    ///   back as deliveries only. If the consumer's group does not exist yet, nothing is
+    ///   taken. Without `take`, or when the store cannot take, the answer is empty.
+    async fn insert_published(
+        &self,
+        tasks: &[Task],
+        take: Option<&Take>,
+    ) -> Result<Option<Vec<Taken>>> {
+        let _ = (tasks, take);
+        Ok(None)
     }
 
     /// One task, if it exists.

@@ -1,18 +1,27 @@
 -- Stores new `pending` tasks and appends their messages to their queues' streams, in one
 -- atomic step: all of it or nothing. The tasks need no publish guard (no schedule entry):
 -- no one can see a stored task whose message is missing.
+--
+-- Then, when asked to take (ARGV[5] > 0), it delivers up to ARGV[6] entries of that stream to
+-- the submitting instance's consumer, as XREADGROUP does (oldest undelivered first), and
+-- begins those that carry a task of this batch, as `state_begin.lua` does: the instance runs
+-- them without a fetch or a `begin` of its own.
 -- KEYS     the streams
 -- ARGV[2]  max_len of a stream, ARGV[3] k: fields per task, ARGV[4] m: fields per message,
--- ARGV[5…] per task: the index of its stream in KEYS, k field/value pairs (see codec.rs),
+-- ARGV[5]  the index in KEYS of the stream to take from (0: take nothing), ARGV[6] how many,
+-- ARGV[7]  group, ARGV[8] consumer (also the worker of the attempts), ARGV[9] now,
+-- ARGV[10…] per task: the index of its stream in KEYS, k field/value pairs (see codec.rs),
 --          m field/value pairs of its message.
--- Returns {1} when done; {0, id} when a task with that id exists; {2, stream, in_use} when
--- a stream is full. Nothing is stored in the last two cases.
+-- Returns {1, entries, attempts} when done: the entries taken (as XREADGROUP gives them) and
+-- per entry the attempt begun (0: only delivered). {0, id} when a task with that id exists;
+-- {2, stream, in_use} when a stream is full. Nothing is stored in the last two cases.
 local max_len = tonumber(ARGV[2])
 local k, m = 2 * tonumber(ARGV[3]), 2 * tonumber(ARGV[4])
 local per = 1 + k + m
+local FIRST = 10
 
 local adding = {}
-for base = 5, #ARGV, per do
+for base = FIRST, #ARGV, per do
   local s = tonumber(ARGV[base])
   adding[s] = (adding[s] or 0) + 1
   for i = base + 1, base + k, 2 do
@@ -29,7 +38,8 @@ for s, n in pairs(adding) do
 end
 
 local entered = {}
-for base = 5, #ARGV, per do
+local inserted = {}
+for base = FIRST, #ARGV, per do
   local fields = {}
   local id, created
   for i = base + 1, base + k, 2 do
@@ -42,6 +52,7 @@ for base = 5, #ARGV, per do
     end
   end
   redis.call('HSET', task_key(id), unpack(fields))
+  inserted[id] = true
   entered[#entered + 1] = created
   entered[#entered + 1] = id
   local entry = {}
@@ -51,4 +62,31 @@ for base = 5, #ARGV, per do
   redis.call('XADD', KEYS[tonumber(ARGV[base])], '*', unpack(entry))
 end
 bulk('ZADD', index_key('pending'), entered)
-return { 1 }
+
+local take_from, take_count = tonumber(ARGV[5]), tonumber(ARGV[6])
+if take_from == 0 or take_count <= 0 then
+  return { 1, {}, {} }
+end
+local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[7], ARGV[8], 'COUNT', take_count,
+  'STREAMS', KEYS[take_from], '>')
+if type(read) ~= 'table' or read.err or not read[1] then
+  -- No group yet (NOGROUP), or nothing undelivered: the fetchers take it as usual.
+  return { 1, {}, {} }
+end
+local taken, attempts = read[1][2], {}
+local begins = new_begins()
+for _, e in ipairs(taken) do
+  local fields, id = e[2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'task_id' then
+      id = fields[i + 1]
+    end
+  end
+  local n = 0
+  if id and inserted[id] then
+    n = begin_one(begins, id, ARGV[8], ARGV[9]) or 0
+  end
+  attempts[#attempts + 1] = n
+end
+finish_begins(begins)
+return { 1, taken, attempts }

@@ -11,11 +11,12 @@ use redis::Value;
 use xqueue_core::state::PUBLISH_GUARD;
 use xqueue_core::{
     now_millis, Begin, Completion, Error, Outcome, QueueName, Result, StateStore, StatusCounts,
-    Task, TaskId, TaskStatus, UnixMillis,
+    Take, Taken, Task, TaskId, TaskStatus, UnixMillis,
 };
 
 use crate::backend::RedisBackend;
 use crate::codec;
+use crate::entries;
 use crate::error::{self, KIND};
 use crate::reply;
 
@@ -107,9 +108,13 @@ impl StateStore for RedisBackend {
     }
 
     #[tracing::instrument(skip_all, fields(backend = KIND, count = tasks.len()))]
-    async fn insert_published(&self, tasks: &[Task]) -> Result<bool> {
+    async fn insert_published(
+        &self,
+        tasks: &[Task],
+        take: Option<&Take>,
+    ) -> Result<Option<Vec<Taken>>> {
         if tasks.is_empty() {
-            return Ok(true);
+            return Ok(Some(Vec::new()));
         }
         let mut inv = self.inner.scripts.insert_published.prepare_invoke();
         let max_len = self.inner.config.max_len;
@@ -119,18 +124,33 @@ impl StateStore for RedisBackend {
             .arg(fields_per_task)
             .arg(codec::message_fields(&tasks[0].message()).len() / 2);
         let mut streams: Vec<(QueueName, String)> = Vec::new();
-        for t in tasks {
-            let queue = t.queue();
-            let at = match streams.iter().position(|(q, _)| *q == queue) {
-                Some(i) => i,
+        let mut stream_of = |queue: QueueName, inv: &mut redis::ScriptInvocation| {
+            match streams.iter().position(|(q, _)| *q == queue) {
+                Some(i) => i + 1, // Lua counts from 1
                 None => {
                     let key = self.inner.keys.stream(&queue);
                     inv.key(&key);
                     streams.push((queue, key));
-                    streams.len() - 1
+                    streams.len()
                 }
-            };
-            inv.arg(at + 1); // Lua counts from 1
+            }
+        };
+        match take {
+            Some(t) if t.count > 0 => {
+                let at = stream_of(t.queue.clone(), &mut inv);
+                inv.arg(at)
+                    .arg(t.count)
+                    .arg(&t.consumer.group)
+                    .arg(&t.consumer.name)
+                    .arg(t.now);
+            }
+            _ => {
+                inv.arg(0).arg(0).arg("").arg("").arg(0);
+            }
+        }
+        for t in tasks {
+            let at = stream_of(t.queue(), &mut inv);
+            inv.arg(at);
             for (name, value) in codec::task_fields(t) {
                 inv.arg(name).arg(value);
             }
@@ -139,9 +159,9 @@ impl StateStore for RedisBackend {
         let what = "insert_published";
         let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
         match r.as_slice() {
-            [ok] if reply::int(ok, what)? == 1 => Ok(true),
+            [ok, _, _] if reply::int(ok, what)? == 1 => {}
             [tag, id] if reply::int(tag, what)? == 0 => {
-                Err(error::already_exists(&reply::string(id, what)?))
+                return Err(error::already_exists(&reply::string(id, what)?))
             }
             [tag, stream, in_use] if reply::int(tag, what)? == 2 => {
                 let stream = reply::string(stream, what)?;
@@ -151,10 +171,50 @@ impl StateStore for RedisBackend {
                     .map(|(q, _)| q.to_string())
                     .unwrap_or(stream);
                 tracing::debug!(in_use = reply::int(in_use, what)?, max_len, "queue full");
-                Err(error::queue_full(queue, max_len))
+                return Err(error::queue_full(queue, max_len));
             }
-            _ => Err(error::unexpected(what, r)),
+            _ => return Err(error::unexpected(what, r)),
         }
+        let (Some(take), mut r) = (take, r.into_iter().skip(1)) else {
+            return Ok(Some(Vec::new()));
+        };
+        let entries = reply::array(r.next().unwrap_or(Value::Nil), what)?;
+        let attempts = reply::array(r.next().unwrap_or(Value::Nil), what)?;
+        if entries.len() != attempts.len() {
+            return Err(error::unexpected(
+                what,
+                "entries and attempts of different lengths",
+            ));
+        }
+        let stream = self.inner.keys.stream(&take.queue);
+        let mut poison = Vec::new();
+        let mut taken = Vec::with_capacity(entries.len());
+        for (e, n) in entries.into_iter().zip(attempts) {
+            let Some(delivery) = entries::delivered(&take.queue, &stream, e, 1, what, &mut poison)?
+            else {
+                continue;
+            };
+            let n = reply::int(&n, what)?;
+            let task = if n > 0 {
+                tasks
+                    .iter()
+                    .find(|t| t.id == delivery.message.task_id)
+                    .map(|t| Task {
+                        status: TaskStatus::Processing,
+                        attempts: n as u32,
+                        started_at: Some(take.now),
+                        worker: Some(take.consumer.name.clone()),
+                        ..t.clone()
+                    })
+            } else {
+                None
+            };
+            taken.push(Taken { delivery, task });
+        }
+        if !poison.is_empty() {
+            self.drop_poison(&take.consumer.group, poison).await;
+        }
+        Ok(Some(taken))
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {

@@ -147,6 +147,13 @@ pub struct ServerConfig {
     #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "50")]
     pub start_ahead: usize,
 
+    /// Whether a task submitted to this instance goes straight to one of its idle workers
+    /// (Redis backend): the submit's own round trip delivers and starts it, with no fetch or
+    /// `begin` round trip after it. `true`/`false` (also `on`/`off`, `yes`/`no`, `1`/`0`).
+    #[arg(long, env = "XQUEUE_START_ON_SUBMIT", default_value = "true",
+        action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub start_on_submit: bool,
+
     /// Most messages fetched per queue per call (and buffered per task type).
     #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "50", value_parser = at_least_one)]
     pub batch_size: usize,
@@ -260,6 +267,7 @@ impl fmt::Debug for ServerConfig {
             .field("backend", &self.backend)
             .field("workers", &self.workers)
             .field("start_ahead", &self.start_ahead)
+            .field("start_on_submit", &self.start_on_submit)
             .field("batch_size", &self.batch_size)
             .field("block_timeout", &self.block_timeout)
             .field("claim_idle", &self.claim_idle)
@@ -318,6 +326,7 @@ impl ServerConfig {
             group: self.group.clone(),
             workers: self.workers,
             start_ahead: self.start_ahead,
+            start_on_submit: self.start_on_submit,
             batch_size: self.batch_size,
             block_timeout: self.block_timeout,
             claim_idle: self.claim_idle,
@@ -382,6 +391,10 @@ mod tests {
         let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
         assert_eq!(off.manager_config().start_ahead, 0);
         assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());
+        assert!(c.manager_config().start_on_submit);
+        let off = ServerConfig::try_parse_from(["x", "--start-on-submit", "off"]).unwrap();
+        assert!(!off.manager_config().start_on_submit);
+        assert!(ServerConfig::try_parse_from(["x", "--start-on-submit", "maybe"]).is_err());
         assert!(ServerConfig::try_parse_from(["x", "--block-timeout", "0s"]).is_err());
         assert!(ServerConfig::try_parse_from(["x", "--backend", "sqs"]).is_err());
     }

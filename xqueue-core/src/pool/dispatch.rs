@@ -367,7 +367,7 @@ fn skipped(
 }
 
 /// Runs a begun task on `slot` (or dead-letters it if it is poison).
-fn start(
+pub(crate) fn start(
     engine: &Arc<Engine>,
     lane: &Arc<Lane>,
     delivery: crate::queue::Delivery,

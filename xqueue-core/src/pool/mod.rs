@@ -10,6 +10,7 @@
 mod dispatch;
 mod lane;
 mod run;
+mod submit;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -37,6 +38,7 @@ pub(crate) struct Counters {
     pub failed_attempts: AtomicU64,
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
+    pub started_on_submit: AtomicU64,
 }
 
 /// A task being run by a handler on this instance.

@@ -24,6 +24,7 @@ use crate::queue::Capabilities;
 use crate::Backends;
 
 pub use handlers::{Recorder, RecordingHandler};
+pub use manager_support::test_config;
 
 /// Hands out backends for conformance cases.
 #[async_trait]
