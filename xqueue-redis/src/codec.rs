@@ -92,18 +92,36 @@ pub(crate) fn task_fields(t: &Task) -> Vec<(&'static str, String)> {
 
 /// Reads a task record written by [`task_fields`] and updated by the state scripts.
 pub(crate) fn decode_task(fields: &HashMap<String, String>) -> Result<Task> {
-    let id_hint = fields.get("id").cloned().unwrap_or_default();
+    decode_with(|name| fields.get(name).map(String::as_str))
+}
+
+/// The fields `begin` reads back of a record it started (with `HMGET`, in this order). It
+/// knows the others: `id`, and the `status`, `attempts`, `started_at` and `worker` the script
+/// just wrote; a task that can start has no `finished_at` or `result`.
+pub(crate) const BEGIN_FIELDS: [&str; 8] = [
+    "type",
+    "payload",
+    "priority",
+    "max_retries",
+    "timeout_ms",
+    "created_at",
+    "run_at",
+    "last_error",
+];
+
+/// Reads a task record from `get`, which answers a field's value by name.
+pub(crate) fn decode_with<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Task> {
+    let id_hint = get("id").unwrap_or_default().to_owned();
     let codec = |message: String| Error::Codec {
         what: format!("task {id_hint}"),
         message,
     };
     let req = |name: &str| {
-        fields
-            .get(name)
+        get(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| codec(format!("missing field {name:?}")))
     };
-    let opt = |name: &str| fields.get(name).filter(|v| !v.is_empty());
+    let opt = |name: &str| get(name).filter(|v| !v.is_empty());
     fn num<T: FromStr>(name: &str, v: &str) -> std::result::Result<T, String> {
         v.parse()
             .map_err(|_| format!("field {name:?} has invalid value {v:?}"))
@@ -116,7 +134,7 @@ pub(crate) fn decode_task(fields: &HashMap<String, String>) -> Result<Task> {
     };
     Ok(Task {
         id: TaskId::from_str(req("id")?)?,
-        task_type: req("type")?.clone(),
+        task_type: req("type")?.to_owned(),
         payload: json("payload", req("payload")?)?,
         priority: num("priority", req("priority")?).map_err(codec)?,
         status: TaskStatus::from_str(req("status")?)?,
@@ -127,9 +145,9 @@ pub(crate) fn decode_task(fields: &HashMap<String, String>) -> Result<Task> {
         run_at: opt_num("run_at")?,
         started_at: opt_num("started_at")?,
         finished_at: opt_num("finished_at")?,
-        last_error: opt("last_error").cloned(),
+        last_error: opt("last_error").map(str::to_owned),
         result: opt("result").map(|v| json("result", v)).transpose()?,
-        worker: opt("worker").cloned(),
+        worker: opt("worker").map(str::to_owned),
     })
 }
 
@@ -185,5 +203,19 @@ mod tests {
         let map: HashMap<String, String> =
             f.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
         assert_eq!(decode_message(&map).unwrap(), (m, 0));
+    }
+
+    #[test]
+    fn begin_reads_every_field_it_does_not_write() {
+        // `begin` writes these, and a task that can start has no outcome yet.
+        let known = ["id", "status", "attempts", "started_at", "worker"];
+        let unset = ["finished_at", "result"];
+        for (name, _) in task_fields(&task()) {
+            let read = BEGIN_FIELDS.contains(&name);
+            assert!(
+                read ^ (known.contains(&name) || unset.contains(&name)),
+                "field {name:?}: begin must read it exactly when it does not know it"
+            );
+        }
     }
 }

@@ -293,8 +293,9 @@ impl StateStore for RedisBackend {
         }
         let what = "begin";
         let reads = ids.iter().map(|id| {
-            let mut cmd = redis::cmd("HGETALL");
-            cmd.arg(self.inner.keys.task(id.as_str()));
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(self.inner.keys.task(id.as_str()))
+                .arg(&codec::BEGIN_FIELDS[..]);
             cmd
         });
         let mut replies = self
@@ -313,8 +314,15 @@ impl StateStore for RedisBackend {
                 return Err(error::unexpected(what, "a short answer"));
             };
             if reply::int(&tag, what)? == 1 {
-                let fields = reply::field_map(record, what)?;
-                if fields.is_empty() {
+                let values = reply::array(record, what)?;
+                let text: Vec<Option<&str>> = values
+                    .iter()
+                    .map(|v| match v {
+                        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+                        _ => None,
+                    })
+                    .collect();
+                if text.first().is_none_or(Option::is_none) {
                     // Deleted right after it was started (a purge): nothing to run.
                     out.push(Begin::Skip {
                         id: id.clone(),
@@ -322,7 +330,15 @@ impl StateStore for RedisBackend {
                     });
                     continue;
                 }
-                let mut task = codec::decode_task(&fields)?;
+                let mut task = codec::decode_with(|name| match name {
+                    "id" => Some(id.as_str()),
+                    "status" => Some("processing"),
+                    "attempts" => Some("0"),
+                    _ => codec::BEGIN_FIELDS
+                        .iter()
+                        .position(|f| *f == name)
+                        .and_then(|i| text.get(i).copied().flatten()),
+                })?;
                 // The script's decision is the attempt; the record was read just after it.
                 task.status = TaskStatus::Processing;
                 task.attempts = u32::try_from(reply::int(&body, what)?)
