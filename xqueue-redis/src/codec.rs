@@ -31,10 +31,11 @@ pub(crate) fn message_fields(m: &Message) -> [String; 8] {
     ]
 }
 
-/// A message and the deliveries its entry carries over from `nack`.
-pub(crate) fn decode_message(fields: &HashMap<String, String>) -> Result<(Message, u32)> {
-    let get = |name: &str| {
-        fields.get(name).ok_or_else(|| Error::Codec {
+/// A message and the deliveries its entry carries over from `nack`, from `get`, which answers
+/// a field's value by name.
+pub(crate) fn decode_message<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<(Message, u32)> {
+    let req = |name: &str| {
+        get(name).ok_or_else(|| Error::Codec {
             what: "stream entry".into(),
             message: format!("missing field {name:?}"),
         })
@@ -43,15 +44,15 @@ pub(crate) fn decode_message(fields: &HashMap<String, String>) -> Result<(Messag
         what: "stream entry".into(),
         message: format!("field {name:?} has invalid value {v:?}"),
     };
-    let task_id = TaskId::from_str(get(F_TASK_ID)?)?;
-    let task_type = get(F_TASK_TYPE)?.clone();
-    let priority = get(F_PRIORITY)?;
+    let task_id = TaskId::from_str(req(F_TASK_ID)?)?;
+    let task_type = req(F_TASK_TYPE)?.to_owned();
+    let priority = req(F_PRIORITY)?;
     let priority = priority.parse().map_err(|_| bad(F_PRIORITY, priority))?;
-    let enqueued_at = get(F_ENQUEUED_AT)?;
+    let enqueued_at = req(F_ENQUEUED_AT)?;
     let enqueued_at = enqueued_at
         .parse()
         .map_err(|_| bad(F_ENQUEUED_AT, enqueued_at))?;
-    let carried = match fields.get(F_DELIVERIES) {
+    let carried = match get(F_DELIVERIES) {
         Some(v) => v.parse().map_err(|_| bad(F_DELIVERIES, v))?,
         None => 0,
     };
@@ -202,7 +203,8 @@ mod tests {
         let f = message_fields(&m);
         let map: HashMap<String, String> =
             f.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-        assert_eq!(decode_message(&map).unwrap(), (m, 0));
+        let get = |name: &str| map.get(name).map(String::as_str);
+        assert_eq!(decode_message(get).unwrap(), (m, 0));
     }
 
     #[test]

@@ -27,7 +27,20 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u3
         return Err(error::unexpected(what, "an entry without id or fields"));
     };
     let id = reply::string(&id, what)?;
-    let decoded = reply::field_map(fields, what).and_then(|f| codec::decode_message(&f));
+    let fields = reply::array(fields, what)?;
+    let pairs: Vec<(&[u8], &[u8])> = fields
+        .chunks(2)
+        .filter_map(|p| match p {
+            [Value::BulkString(k), Value::BulkString(v)] => Some((&k[..], &v[..])),
+            _ => None,
+        })
+        .collect();
+    let decoded = codec::decode_message(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    });
     Ok((id, decoded))
 }
 
