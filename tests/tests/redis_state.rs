@@ -289,6 +289,13 @@ async fn an_idle_worker_runs_a_task_submitted_on_its_instance_without_a_fetch() 
                 .submit(NewTask::new(instance, serde_json::json!({ "i": i })))
                 .await
                 .unwrap();
+            // Answered as stored: already running here, or still waiting.
+            let (status, attempts) = if on {
+                (TaskStatus::Processing, 1)
+            } else {
+                (TaskStatus::Pending, 0)
+            };
+            assert_eq!((task.status, task.attempts), (status, attempts));
             assert!(
                 eventually(Duration::from_secs(10), || {
                     let backend = backend.clone();

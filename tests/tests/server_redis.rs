@@ -177,6 +177,36 @@ async fn two_instances_share_the_work_and_see_each_other() {
     assert_eq!(t["status"], "cancelled", "{t}");
     assert_eq!(t["attempts"], 0, "{t}");
 
+    // A task of a type without a limit, submitted to an idle instance, goes straight to one
+    // of that instance's workers; the limited `email` tasks above did not.
+    let (_, before) = get(&c, format!("{}/api/v1/workers", a.base)).await;
+    assert_eq!(before["started_on_submit_tasks"], 0, "{before}");
+    let quick = submit(&c, &a.base, json!({"type": "noop"})).await;
+    let start = Instant::now();
+    let t = loop {
+        let (_, t) = get(&c, format!("{}/api/v1/tasks/{quick}", b.base)).await;
+        if t["status"] == "success" {
+            break t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{t}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(t["worker"], "server-a", "{t}");
+    let (_, after) = get(&c, format!("{}/api/v1/workers", a.base)).await;
+    assert_eq!(after["started_on_submit_tasks"], 1, "{after}");
+    let metrics = c
+        .get(format!("{}/metrics", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("xqueue_tasks_started_on_submit_total 1"),
+        "{metrics}"
+    );
+
     a.stop().await;
     b.stop().await;
 }

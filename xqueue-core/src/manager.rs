@@ -299,6 +299,9 @@ impl TaskManager {
     ///   this process dies right after.
     /// - When the queue refuses ([`Error::QueueFull`]) the stored tasks are cancelled and the
     ///   error returned: they will not run.
+    /// - The tasks come back as stored: `pending` or `scheduled`, or already `processing`
+    ///   (attempt 1, on this instance) when an idle worker here took them at once (see
+    ///   [`ManagerConfig::start_on_submit`]).
     pub async fn submit_batch(&self, new: Vec<NewTask>) -> Result<Vec<Task>> {
         if self.engine.stop_intake.is_cancelled() && self.engine.is_started.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
@@ -318,6 +321,13 @@ impl TaskManager {
             let reservation = self.engine.reserve_for_submit(&tasks);
             let take = reservation.as_ref().map(|r| &r.take);
             if let Some(taken) = state.insert_published(&tasks, take).await? {
+                let mut tasks = tasks;
+                // Tasks started here are answered as they are now: `processing`.
+                for begun in taken.iter().filter_map(|t| t.task.as_ref()) {
+                    if let Some(t) = tasks.iter_mut().find(|t| t.id == begun.id) {
+                        *t = begun.clone();
+                    }
+                }
                 if let Some(reservation) = reservation {
                     self.engine.start_taken(reservation, taken).await;
                 }

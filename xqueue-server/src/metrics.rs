@@ -88,6 +88,12 @@ pub fn render(stats: &Stats) -> String {
             w.dead_lettered_tasks as f64,
         ),
         (
+            "xqueue_tasks_started_on_submit_total",
+            "counter",
+            "Tasks a submit to this instance handed straight to one of its idle workers.",
+            w.started_on_submit as f64,
+        ),
+        (
             "xqueue_throughput_tasks_per_second",
             "gauge",
             "Finished attempts per second over the last ten seconds.",

@@ -146,6 +146,9 @@ pub struct WorkersResponse {
     pub retried_tasks: u64,
     /// Tasks this instance dead-lettered.
     pub dead_lettered_tasks: u64,
+    /// Tasks a submit to this instance handed straight to one of its idle workers
+    /// (`--start-on-submit`).
+    pub started_on_submit_tasks: u64,
     /// Finished attempts per second over the last ten seconds.
     pub throughput: f64,
     /// This instance.
@@ -163,6 +166,7 @@ impl WorkersResponse {
             uptime: u64::try_from(w.uptime.as_nanos()).unwrap_or(u64::MAX),
             retried_tasks: w.retried_tasks,
             dead_lettered_tasks: w.dead_lettered_tasks,
+            started_on_submit_tasks: w.started_on_submit,
             throughput: w.throughput,
             instance_id,
         }
