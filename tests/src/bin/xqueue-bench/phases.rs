@@ -323,7 +323,7 @@ impl Measurer<'_> {
             format!("{}; {work}", run.note(rate)),
         );
 
-        let idle = idle(ctx, &rig.submitter, &rig.probe, &self.label("idle worker")).await;
+        let idle = idle_pool(ctx, &rig.submitter, &rig.probe, &self.label("idle worker")).await;
         report.add(
             self.group,
             "idle worker submit→start",
@@ -333,6 +333,22 @@ impl Measurer<'_> {
                 ctx.args.idle_samples
             ),
         );
+        if self.via == Via::Library && rig.manager.backends().queue_is_state() {
+            // The same, submitted by an instance that runs no workers: no start on submit, so
+            // the fetch → `begin` path of a worker on another instance.
+            let elsewhere = crate::setup::submit_only(ctx, &rig.manager, &rig.probe)?;
+            let label = self.label("idle worker, remote submit");
+            let remote = idle_pool(ctx, &elsewhere, &rig.probe, &label).await;
+            report.add(
+                self.group,
+                "idle worker, submitted elsewhere",
+                Value::Latency(remote),
+                format!(
+                    "as above, submitted through a second task manager that runs no workers: the fetch and begin path (no start on submit); {} tasks",
+                    ctx.args.idle_samples
+                ),
+            );
+        }
         self.cleanup(rig, &prefix).await;
         Ok(())
     }
@@ -352,7 +368,7 @@ async fn warm_up(submitter: &Submitter, probe: &Probe) -> crate::Result<()> {
 }
 
 /// One task at a time on an idle pool: submit, wait for it to start, pause 10–30 ms.
-async fn idle(ctx: &Ctx, submitter: &Submitter, probe: &Probe, label: &str) -> LatencySummary {
+async fn idle_pool(ctx: &Ctx, submitter: &Submitter, probe: &Probe, label: &str) -> LatencySummary {
     let samples = ctx.args.idle_samples as u64;
     let bar = ctx.progress.bar(label, samples);
     probe.record_from(0);

@@ -158,3 +158,17 @@ pub async fn manager(
     }))?;
     Ok((m, probe))
 }
+
+/// A submitter on `manager`'s backends that runs no workers (a second instance, not started):
+/// what it submits is run by `manager`'s pool, never started on submit.
+pub fn submit_only(
+    ctx: &Ctx,
+    manager: &TaskManager,
+    probe: &Arc<Probe>,
+) -> crate::Result<crate::submit::Submitter> {
+    let m = TaskManager::new(manager.backends().clone(), manager_config(ctx));
+    m.register_handler(Arc::new(BenchHandler {
+        probe: probe.clone(),
+    }))?;
+    Ok(crate::submit::Submitter::Library(m))
+}
