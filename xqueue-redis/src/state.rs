@@ -309,11 +309,8 @@ impl StateStore for RedisBackend {
         }
         let mut out = Vec::with_capacity(ids.len());
         for ((id, answer), record) in ids.iter().zip(answers).zip(replies) {
-            let mut parts = reply::array(answer, what)?.into_iter();
-            let (Some(tag), Some(body)) = (parts.next(), parts.next()) else {
-                return Err(error::unexpected(what, "a short answer"));
-            };
-            if reply::int(&tag, what)? == 1 {
+            // The attempt (an integer) when it runs, its status (a string) when it does not.
+            if let Value::Int(attempts) = answer {
                 let values = reply::array(record, what)?;
                 let text: Vec<Option<&str>> = values
                     .iter()
@@ -341,13 +338,13 @@ impl StateStore for RedisBackend {
                 })?;
                 // The script's decision is the attempt; the record was read just after it.
                 task.status = TaskStatus::Processing;
-                task.attempts = u32::try_from(reply::int(&body, what)?)
+                task.attempts = u32::try_from(attempts)
                     .map_err(|_| error::unexpected(what, "a negative attempt count"))?;
                 task.started_at = Some(now);
                 task.worker = Some(worker.to_owned());
                 out.push(Begin::Run(task));
             } else {
-                let status = reply::string(&body, what)?;
+                let status = reply::string(&answer, what)?;
                 let status = if status.is_empty() {
                     None
                 } else {
