@@ -36,14 +36,13 @@ impl Engine {
         {
             return None;
         }
-        let first = tasks.iter().find(|t| {
-            t.status == TaskStatus::Pending
-                && !self.is_limited(&t.task_type)
-                && self
-                    .lane(&t.task_type)
-                    .is_some_and(|l| l.len() == 0 && l.ready_len() == 0)
+        let (first, lane) = tasks.iter().find_map(|t| {
+            let lane = self.lane(&t.task_type)?;
+            let idle = lane.len() == 0 && lane.ready_len() == 0;
+            let eligible =
+                t.status == TaskStatus::Pending && idle && !self.is_limited(&t.task_type);
+            eligible.then_some((t, lane))
         })?;
-        let lane = self.lane(&first.task_type)?;
         let queue = first.queue();
         let wanted = tasks.iter().filter(|t| t.queue() == queue).count();
         let mut slots = Vec::new();
@@ -85,21 +84,19 @@ impl Engine {
         }
         let mut fetched = Vec::new();
         for Taken { delivery, task } in taken {
-            match (task, slots.pop()) {
-                (Some(task), Some(slot)) => {
-                    self.counters
-                        .started_on_submit
-                        .fetch_add(1, Ordering::Relaxed);
-                    dispatch::start(self, &lane, delivery, task, slot, false);
-                }
-                // Never more begun than slots held; should it happen, the next free worker
-                // runs it.
-                (Some(task), None) => lane.push_ready(Ready { delivery, task }),
-                (None, slot) => {
-                    // Keep the slot for a task of this batch further on.
-                    slots.extend(slot);
-                    fetched.push(delivery);
-                }
+            match task {
+                Some(task) => match slots.pop() {
+                    Some(slot) => {
+                        self.counters
+                            .started_on_submit
+                            .fetch_add(1, Ordering::Relaxed);
+                        dispatch::start(self, &lane, delivery, task, slot, false);
+                    }
+                    // Never more begun than slots held; should it happen, the next free
+                    // worker runs it.
+                    None => lane.push_ready(Ready { delivery, task }),
+                },
+                None => fetched.push(delivery),
             }
         }
         drop(slots);
