@@ -12,23 +12,7 @@ async fn state_scripts_are_loaded_again_after_redis_forgets_them() {
         return;
     };
     let backend = server.backend(&unique_prefix()).await;
-    let task = xqueue_core::Task {
-        id: TaskId::generate(),
-        task_type: "flush".into(),
-        payload: serde_json::json!({"n": 7}),
-        priority: 5,
-        status: xqueue_core::TaskStatus::Pending,
-        attempts: 0,
-        max_retries: 3,
-        timeout_ms: None,
-        created_at: now_millis(),
-        run_at: None,
-        started_at: None,
-        finished_at: None,
-        last_error: None,
-        result: None,
-        worker: None,
-    };
+    let task = pending_task("flush", 7);
     backend.insert(std::slice::from_ref(&task)).await.unwrap();
 
     // As after a restart: the script cache is empty. `begin` runs its script and reads the
