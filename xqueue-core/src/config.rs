@@ -21,7 +21,7 @@ pub struct ManagerConfig {
     /// take 1 ms or more, or before its first run ends), and only without a concurrency
     /// limit. Such a task is `processing` (and can no longer be cancelled) for about that
     /// millisecond before it runs; a shutdown gives ready tasks back as `pending`. 0 turns
-    /// this off. Default 50.
+    /// this off. Default 200.
     pub start_ahead: usize,
     /// Whether a submit on this instance hands its tasks straight to this instance's idle
     /// workers, when the queue backend is also the state store (Redis). The submit's own
@@ -30,7 +30,11 @@ pub struct ManagerConfig {
     /// waits for. Only for types without a concurrency limit whose lane has nothing buffered
     /// here; other instances' workers take tasks as before. Default on.
     pub start_on_submit: bool,
-    /// Most messages fetched per queue per call, and most tasks buffered per type. Default 50.
+    /// Most messages fetched per queue per call, and most tasks buffered per type. A type
+    /// buffers only as many as this instance's workers get through in about 5 ms at its recent
+    /// mean run time (at least one per worker, and one per worker before its first run ends):
+    /// a buffered delivery waits for this instance even while other instances' workers are
+    /// idle, so slow types buffer little and quick ones up to this. Default 200.
     pub batch_size: usize,
     /// How long a fetch waits for messages. Default 5 s.
     pub block_timeout: Duration,
@@ -60,9 +64,9 @@ impl Default for ManagerConfig {
             instance_id: random_instance_id(),
             group: "xqueue-workers".into(),
             workers: 10,
-            start_ahead: 50,
+            start_ahead: 200,
             start_on_submit: true,
-            batch_size: 50,
+            batch_size: 200,
             block_timeout: Duration::from_secs(5),
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,

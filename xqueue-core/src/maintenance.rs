@@ -183,7 +183,7 @@ async fn reclaim_tick(engine: &Engine) {
         return;
     }
     for lane in engine.lanes() {
-        let room = engine.config.batch_size.saturating_sub(lane.len());
+        let room = engine.buffer_limit(&lane).saturating_sub(lane.len());
         if room == 0 {
             continue;
         }

@@ -144,7 +144,7 @@ pub struct ServerConfig {
     /// Most tasks per type started ahead of a free worker: as many as the workers get
     /// through in about 1 ms at the type's mean run time, for types without a concurrency
     /// limit; 0 turns it off.
-    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "50")]
+    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "200")]
     pub start_ahead: usize,
 
     /// Whether a task submitted to this instance goes straight to one of its idle workers
@@ -154,8 +154,9 @@ pub struct ServerConfig {
         action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub start_on_submit: bool,
 
-    /// Most messages fetched per queue per call (and buffered per task type).
-    #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "50", value_parser = at_least_one)]
+    /// Most messages fetched per queue per call, and buffered per task type: as many as the
+    /// workers get through in about 5 ms at the type's mean run time (at least one per worker).
+    #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "200", value_parser = at_least_one)]
     pub batch_size: usize,
 
     /// How long a fetch waits for new messages (XREADGROUP BLOCK).
@@ -382,12 +383,13 @@ mod tests {
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.backend, BackendKind::Memory);
         assert_eq!(c.workers, 10);
-        assert_eq!(c.batch_size, 50);
+        // The Go version read 50 per call; ours buffers by run time, up to 200.
+        assert_eq!(c.batch_size, 200);
         assert_eq!(c.block_timeout, Duration::from_secs(5));
         assert_eq!(c.limit_map()["example"], 3);
         assert_eq!(c.limit_map()["email"], 5);
         assert_eq!(c.manager_config().group, "xqueue-workers");
-        assert_eq!(c.manager_config().start_ahead, 50);
+        assert_eq!(c.manager_config().start_ahead, 200);
         let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
         assert_eq!(off.manager_config().start_ahead, 0);
         assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());

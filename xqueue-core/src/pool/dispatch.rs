@@ -30,13 +30,14 @@ impl ErrorBackoff {
     }
 }
 
-/// Keeps the lane's buffer filled: fetches whenever it is at most half full.
+/// Keeps the lane's buffer filled: fetches whenever it is at most half full. Its size follows
+/// the type's run time ([`Lane::buffer_limit`]), up to `batch_size`.
 pub(crate) async fn fetch_loop(engine: Arc<Engine>, lane: Arc<Lane>) {
     let stop = engine.stop_intake.clone();
-    let capacity = engine.config.batch_size.max(1);
     let mut backoff = ErrorBackoff::new();
     while !stop.is_cancelled() {
         let space = lane.space.notified();
+        let capacity = engine.buffer_limit(&lane);
         let buffered = lane.len();
         // Refill once the buffer is half empty, not after every pick: a fetch of a few
         // entries costs a round trip like a fetch of many, and the half left covers the wait.

@@ -21,6 +21,17 @@ pub(crate) const FIFO_EVERY: u64 = 4;
 /// (none when runs take this long or longer). See [`crate::ManagerConfig::start_ahead`].
 pub(crate) const AHEAD_WAIT: Duration = Duration::from_millis(1);
 
+/// About how much work a quick type's lane holds in its buffer beyond [`BUFFER_FLOOR`]: as
+/// many deliveries as its workers get through in this time at the type's recent mean run
+/// time. See [`crate::ManagerConfig::batch_size`].
+pub(crate) const BUFFER_WAIT: Duration = Duration::from_millis(5);
+
+/// What every lane may buffer (within `batch_size`), whatever its run time: a backlog is
+/// ordered by priority within the buffer, so a smaller one would let low priorities through
+/// (each fetch takes from every priority). Deliveries in one instance's buffer wait for it
+/// even while other instances' workers are idle, so slow types buffer no more than this.
+pub(crate) const BUFFER_FLOOR: usize = 50;
+
 /// A task whose attempt has begun in the state store, waiting for a free worker.
 pub(crate) struct Ready {
     pub delivery: Delivery,
@@ -101,15 +112,33 @@ impl Lane {
     /// Most tasks to have started ahead with `workers` workers: as many as they finish within
     /// [`AHEAD_WAIT`] at the recent mean run time, at most `cap`; none before the first run.
     pub fn ahead_limit(&self, workers: usize, cap: usize) -> usize {
+        self.runs_within(AHEAD_WAIT, workers).unwrap_or(0).min(cap)
+    }
+
+    /// Most deliveries to buffer with `workers` workers: as many as they finish within
+    /// [`BUFFER_WAIT`] at the recent mean run time, at least [`BUFFER_FLOOR`] (also before
+    /// the first run), at most `cap` (and at least 1).
+    pub fn buffer_limit(&self, workers: usize, cap: usize) -> usize {
+        self.runs_within(BUFFER_WAIT, workers)
+            .unwrap_or(0)
+            .max(BUFFER_FLOOR)
+            .min(cap)
+            .max(1)
+    }
+
+    /// How many runs `workers` workers finish within `wait` at the recent mean run time;
+    /// `None` before the first run ends.
+    fn runs_within(&self, wait: Duration, workers: usize) -> Option<usize> {
         let mean = self.run_micros.load(Ordering::Relaxed);
         if mean == u64::MAX {
-            return 0;
+            return None;
         }
-        let per_worker = AHEAD_WAIT.as_micros() as u64 / mean.max(1);
-        usize::try_from(per_worker)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(workers)
-            .min(cap)
+        let per_worker = wait.as_micros() as u64 / mean.max(1);
+        Some(
+            usize::try_from(per_worker)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(workers),
+        )
     }
 
     /// Tasks started ahead and waiting for a worker.
@@ -315,6 +344,33 @@ mod tests {
             lane.observe_run(Duration::from_micros(20));
         }
         assert_eq!(lane.ahead_limit(10, 50), 50, "quick again");
+    }
+
+    #[test]
+    fn quick_types_buffer_what_the_workers_reach_within_five_milliseconds() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        assert_eq!(
+            lane.buffer_limit(10, 200),
+            50,
+            "the floor before the first run"
+        );
+        assert_eq!(lane.buffer_limit(10, 4), 4, "capped");
+        lane.observe_run(Duration::from_micros(200));
+        assert_eq!(
+            lane.buffer_limit(10, 200),
+            200,
+            "25 runs per worker, 250: capped"
+        );
+        assert_eq!(lane.buffer_limit(4, 200), 100, "25 runs per worker");
+        for _ in 0..40 {
+            lane.observe_run(Duration::from_millis(50));
+        }
+        assert_eq!(lane.buffer_limit(10, 200), 50, "slow runs: the floor");
+        for _ in 0..60 {
+            lane.observe_run(Duration::from_micros(20));
+        }
+        assert_eq!(lane.buffer_limit(10, 200), 200, "quick again: the cap");
+        assert_eq!(lane.buffer_limit(0, 0), 1, "never nothing");
     }
 
     #[test]

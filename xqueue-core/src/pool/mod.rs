@@ -163,6 +163,11 @@ impl Engine {
         }
     }
 
+    /// Most deliveries `lane` buffers now (see [`Lane::buffer_limit`]).
+    pub fn buffer_limit(&self, lane: &Lane) -> usize {
+        lane.buffer_limit(self.config.workers, self.config.batch_size)
+    }
+
     /// Whether `task_type` had a limit when the limits were last read.
     pub fn is_limited(&self, task_type: &str) -> bool {
         self.limits
