@@ -12,6 +12,10 @@ pub enum Phase {
     Raw,
     /// XQueue's Redis backend through the library (`TaskManager`).
     Redis,
+    /// Diagnostic, processing only: XQueue's pool on the Redis backend's queues with the task
+    /// state in memory. Not a deployment (the state dies with the process): it shows how much
+    /// of the gap to the raw baseline is the state store's.
+    RedisQueue,
     /// XQueue's Redis backend through the REST API (xqueue-server's router, in process).
     Http,
     /// The in-memory backend through the library.
@@ -141,7 +145,13 @@ impl Args {
         self.rate = self.rate.max(1);
         self.latency_secs = self.latency_secs.max(1);
         if self.phases.is_empty() {
-            self.phases = vec![Phase::Raw, Phase::Redis, Phase::Http, Phase::Memory];
+            self.phases = vec![
+                Phase::Raw,
+                Phase::Redis,
+                Phase::RedisQueue,
+                Phase::Http,
+                Phase::Memory,
+            ];
             if cfg!(feature = "kafka") {
                 self.phases.push(Phase::Kafka);
             }

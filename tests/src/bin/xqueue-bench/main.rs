@@ -221,6 +221,9 @@ async fn run(args: Args) -> Result<Report> {
     if ctx.args.runs(Phase::Redis) {
         phases::run(&ctx, Target::Redis, Via::Library, &mut report).await;
     }
+    if ctx.args.runs(Phase::RedisQueue) {
+        phases::run(&ctx, Target::RedisQueue, Via::Library, &mut report).await;
+    }
     if ctx.args.runs(Phase::Http) {
         phases::run(&ctx, Target::Redis, Via::Http, &mut report).await;
     }

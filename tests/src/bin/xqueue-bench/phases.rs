@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx, target: Target, via: Via, report: &mut Report) {
         let r = m.processing(report).await;
         failed(report, &group, "processing", r);
     }
-    if ctx.args.measures(Measure::Latency) {
+    if target.measures_latency() && ctx.args.measures(Measure::Latency) {
         let r = m.latency(report).await;
         failed(report, &group, "submit→start", r);
     }

@@ -39,6 +39,9 @@ impl TaskHandler for BenchHandler {
 pub enum Target {
     /// XQueue's Redis backend.
     Redis,
+    /// The Redis backend's queues with the task state (and limits) in memory: a diagnostic
+    /// measured for processing only (see [`crate::cli::Phase::RedisQueue`]).
+    RedisQueue,
     /// The in-memory backend.
     Memory,
     /// Kafka queues; task state and limits in the same Redis (the deployment the server runs
@@ -55,6 +58,7 @@ impl Target {
     pub fn name(&self) -> &'static str {
         match self {
             Target::Redis => "redis",
+            Target::RedisQueue => "redis queue, memory state",
             Target::Memory => "memory",
             #[cfg(feature = "kafka")]
             Target::Kafka { .. } => "kafka",
@@ -69,19 +73,25 @@ impl Target {
         }
     }
 
-    /// Kafka is measured for processing and latency only.
+    /// Kafka is measured for processing and latency only, the diagnostic for processing only.
     pub fn measures_enqueue(&self) -> bool {
         match self {
             Target::Redis | Target::Memory => true,
+            Target::RedisQueue => false,
             #[cfg(feature = "kafka")]
             Target::Kafka { .. } => false,
         }
     }
 
+    /// Whether submit→start latency is measured.
+    pub fn measures_latency(&self) -> bool {
+        !matches!(self, Target::RedisQueue)
+    }
+
     /// Whether consuming starts only after a consumer-group join of several seconds.
     pub fn joins_a_group(&self) -> bool {
         match self {
-            Target::Redis | Target::Memory => false,
+            Target::Redis | Target::RedisQueue | Target::Memory => false,
             #[cfg(feature = "kafka")]
             Target::Kafka { .. } => true,
         }
@@ -104,6 +114,13 @@ impl Target {
             Target::Redis => Ok(redis_backend(ctx.redis()?, prefix, max_len)
                 .await?
                 .backends()),
+            Target::RedisQueue => {
+                let redis = redis_backend(ctx.redis()?, prefix, max_len).await?;
+                Ok(Backends {
+                    queue: Arc::new(redis),
+                    ..memory::backends()
+                })
+            }
             #[cfg(feature = "kafka")]
             Target::Kafka { bootstrap } => {
                 let state = redis_backend(ctx.redis()?, prefix, max_len)
