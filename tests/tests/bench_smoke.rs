@@ -16,7 +16,7 @@ fn quick_run_of_the_library_phases_reports_rates() {
             "--quick",
             "--json",
             "--phases",
-            "raw,redis,memory",
+            "raw,redis,redis-queue,memory",
             "--tasks",
             "500",
             "--enqueue-tasks",
@@ -59,6 +59,11 @@ fn quick_run_of_the_library_phases_reports_rates() {
         assert!(idle["count"].as_u64() > Some(0), "{idle:#?}");
     }
     assert!(rate("raw baseline", "processing") > 0.0);
+    // The diagnostic measures processing only.
+    let diagnostic = "redis queue, memory state (library)";
+    assert!(rate(diagnostic, "processing") > 0.0);
+    let rows = results.iter().filter(|r| r["group"] == diagnostic).count();
+    assert_eq!(rows, 1, "{results:#?}");
     assert!(
         report["ratio"].as_f64() > Some(0.0),
         "no ratio: {report:#?}"
