@@ -30,11 +30,12 @@ pub struct ManagerConfig {
     /// waits for. Only for types without a concurrency limit whose lane has nothing buffered
     /// here; other instances' workers take tasks as before. Default on.
     pub start_on_submit: bool,
-    /// Most messages fetched per queue per call, and most tasks buffered per type. A type
-    /// buffers only as many as this instance's workers get through in about 5 ms at its recent
-    /// mean run time (at least one per worker, and one per worker before its first run ends):
-    /// a buffered delivery waits for this instance even while other instances' workers are
-    /// idle, so slow types buffer little and quick ones up to this. Default 200.
+    /// Most messages fetched per queue per call, and most tasks buffered per type. Every type
+    /// may buffer 50 (less if this is less), and a quick type as many as this instance's
+    /// workers get through in about 5 ms at its recent mean run time, up to this. A buffered
+    /// delivery waits for this instance even while other instances' workers are idle, so a
+    /// slow type keeps to 50; a backlog is ordered by priority within the buffer, so no type
+    /// keeps to less. Default 200.
     pub batch_size: usize,
     /// How long a fetch waits for messages. Default 5 s.
     pub block_timeout: Duration,

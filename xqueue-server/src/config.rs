@@ -154,8 +154,8 @@ pub struct ServerConfig {
         action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub start_on_submit: bool,
 
-    /// Most messages fetched per queue per call, and buffered per task type: as many as the
-    /// workers get through in about 5 ms at the type's mean run time (at least one per worker).
+    /// Most messages fetched per queue per call, and buffered per task type: 50, and for a
+    /// quick type as many as the workers get through in about 5 ms at its mean run time.
     #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "200", value_parser = at_least_one)]
     pub batch_size: usize,
 
