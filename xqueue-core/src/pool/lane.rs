@@ -1,7 +1,7 @@
 //! A lane: the buffer of fetched-but-not-started deliveries of one task type, and the tasks
 //! started ahead of a free worker.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -62,15 +62,94 @@ pub(crate) struct Lane {
     run_micros: AtomicU64,
 }
 
+/// The fetched deliveries of a lane, in no order: [`Buffer::pick`] orders them.
 #[derive(Default)]
 struct Buffer {
     items: Vec<Buffered>,
+    /// The receipts of `items`, so a delivery fetched twice is buffered once.
+    held: HashSet<Receipt>,
     picks: u64,
+    /// Tie-breakers: pushed deliveries count up, deliveries put back count down.
+    next_seq: i64,
+    front_seq: i64,
 }
 
 struct Buffered {
     delivery: Delivery,
     arrived: Instant,
+    seq: i64,
+}
+
+impl Buffered {
+    /// Oldest first: by arrival here, then by enqueue time, then in the order received.
+    fn age(&self) -> (Instant, u64, i64) {
+        (self.arrived, self.delivery.message.enqueued_at, self.seq)
+    }
+}
+
+impl Buffer {
+    fn add(&mut self, delivery: Delivery, arrived: Instant, front: bool) {
+        if !self.held.insert(delivery.receipt.clone()) {
+            return;
+        }
+        let seq = if front {
+            self.front_seq -= 1;
+            self.front_seq
+        } else {
+            self.next_seq += 1;
+            self.next_seq
+        };
+        self.items.push(Buffered {
+            delivery,
+            arrived,
+            seq,
+        });
+    }
+
+    /// Takes up to `n` deliveries in pick order (see [`Lane::pick`]). Sorts the buffer once
+    /// per call, by priority and by age, and walks both orders: O(len · log len) however
+    /// many it takes, not a scan of the buffer per pick.
+    fn pick(&mut self, n: usize) -> Vec<Delivery> {
+        let n = n.min(self.items.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let items = &self.items;
+        let mut by_age: Vec<usize> = (0..items.len()).collect();
+        by_age.sort_unstable_by_key(|&i| items[i].age());
+        let mut by_priority = by_age.clone();
+        // Stable: oldest first among equal priorities.
+        by_priority.sort_by_key(|&i| u8::MAX - items[i].delivery.message.priority);
+        let mut taken = vec![false; items.len()];
+        let mut order = Vec::with_capacity(n);
+        let (mut oldest, mut highest) = (by_age.iter(), by_priority.iter());
+        while order.len() < n {
+            self.picks += 1;
+            let next = if self.picks % FIFO_EVERY == 0 {
+                &mut oldest
+            } else {
+                &mut highest
+            };
+            let i = *next
+                .find(|&&i| !taken[i])
+                .expect("fewer taken than buffered");
+            taken[i] = true;
+            order.push(i);
+        }
+        let mut slots: Vec<Option<Buffered>> = std::mem::take(&mut self.items)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let out: Vec<Delivery> = order
+            .into_iter()
+            .map(|i| slots[i].take().expect("taken once").delivery)
+            .collect();
+        self.items = slots.into_iter().flatten().collect();
+        for d in &out {
+            self.held.remove(&d.receipt);
+        }
+        out
+    }
 }
 
 impl Lane {
@@ -188,13 +267,7 @@ impl Lane {
         {
             let mut b = self.lock();
             for d in deliveries {
-                if b.items.iter().any(|x| x.delivery.receipt == d.receipt) {
-                    continue;
-                }
-                b.items.push(Buffered {
-                    delivery: d,
-                    arrived: now,
-                });
+                b.add(d, now, false);
             }
         }
         self.work.notify_one();
@@ -210,10 +283,7 @@ impl Lane {
             .min()
             .unwrap_or_else(Instant::now);
         for d in deliveries {
-            b.items.push(Buffered {
-                delivery: d,
-                arrived: epoch,
-            });
+            b.add(d, epoch, true);
         }
         drop(b);
         self.work.notify_one();
@@ -223,28 +293,7 @@ impl Lane {
     /// first among equals), except that every [`FIFO_EVERY`]th pick takes the oldest, so
     /// low priorities always progress.
     pub fn pick(&self, n: usize) -> Vec<Delivery> {
-        let mut b = self.lock();
-        let mut out = Vec::with_capacity(n.min(b.items.len()));
-        while out.len() < n && !b.items.is_empty() {
-            b.picks += 1;
-            let fifo = b.picks % FIFO_EVERY == 0;
-            let idx = b
-                .items
-                .iter()
-                .enumerate()
-                .min_by_key(|(i, x)| {
-                    let age = (x.arrived, x.delivery.message.enqueued_at, *i);
-                    if fifo {
-                        (0, age)
-                    } else {
-                        (u8::MAX - x.delivery.message.priority, age)
-                    }
-                })
-                .map(|(i, _)| i)
-                .expect("non-empty");
-            out.push(b.items.swap_remove(idx).delivery);
-        }
-        drop(b);
+        let out = self.lock().pick(n);
         if !out.is_empty() {
             self.space.notify_one();
         }
@@ -253,8 +302,12 @@ impl Lane {
 
     /// Takes every buffered delivery (shutdown).
     pub fn drain(&self) -> Vec<Delivery> {
-        let items = std::mem::take(&mut self.lock().items);
-        items.into_iter().map(|x| x.delivery).collect()
+        let mut b = self.lock();
+        b.held.clear();
+        std::mem::take(&mut b.items)
+            .into_iter()
+            .map(|x| x.delivery)
+            .collect()
     }
 
     /// Receipts of the buffered deliveries and of the ready tasks.
@@ -271,10 +324,7 @@ impl Lane {
 
     /// Whether `receipt` is buffered here or is a ready task's.
     pub fn holds(&self, receipt: &Receipt) -> bool {
-        self.lock()
-            .items
-            .iter()
-            .any(|x| &x.delivery.receipt == receipt)
+        self.lock().held.contains(receipt)
             || self
                 .ready_lock()
                 .iter()
@@ -327,6 +377,43 @@ mod tests {
         // Three highs, then the oldest (the low one) on the fourth pick.
         assert_eq!(&order[..4], &[9, 9, 9, 0]);
         assert!(order[4..].iter().all(|p| *p == 9));
+    }
+
+    #[test]
+    fn one_pick_of_many_takes_what_many_picks_of_one_would() {
+        let mixed = || -> Vec<Delivery> { (0..60).map(|i| d(i, (i * 7 % 10) as u8)).collect() };
+        let (batch, single) = (
+            Lane::new(Arc::new(Noop), HandlerOptions::default()),
+            Lane::new(Arc::new(Noop), HandlerOptions::default()),
+        );
+        batch.push(mixed());
+        single.push(mixed());
+        let tags =
+            |ds: Vec<Delivery>| -> Vec<String> { ds.into_iter().map(|d| d.receipt.tag).collect() };
+        let mut one_by_one = Vec::new();
+        for _ in 0..25 {
+            one_by_one.extend(tags(single.pick(1)));
+        }
+        assert_eq!(tags(batch.pick(25)), one_by_one);
+        // Highest priority first, oldest first among equals; every fourth the oldest.
+        assert_eq!(&one_by_one[..4], &["7", "17", "27", "0"]);
+        assert_eq!(batch.len(), 35);
+        assert_eq!(tags(batch.pick(100)), tags(single.pick(100)));
+        assert_eq!(batch.len(), 0);
+    }
+
+    #[test]
+    fn deliveries_put_back_go_first_and_a_picked_receipt_can_come_again() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        lane.push((0..4).map(|i| d(i, 5)).collect());
+        let first = lane.pick(2);
+        lane.push(vec![d(9, 5)]);
+        lane.put_back(first);
+        let order: Vec<String> = lane.pick(10).into_iter().map(|d| d.receipt.tag).collect();
+        assert_eq!(order, ["0", "1", "2", "3", "9"]);
+        // Picked receipts are no longer held: a redelivery of one is buffered again.
+        lane.push(vec![d(0, 5)]);
+        assert_eq!(lane.len(), 1);
     }
 
     #[test]
