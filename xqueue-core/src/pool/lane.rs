@@ -77,13 +77,23 @@ struct Buffer {
 struct Buffered {
     delivery: Delivery,
     arrived: Instant,
+    /// The task id as a number (UUIDv7: its creation time first), 0 if it is not a UUID.
+    id_order: u128,
     seq: i64,
 }
 
 impl Buffered {
-    /// Oldest first: by arrival here, then by enqueue time, then in the order received.
-    fn age(&self) -> (Instant, u64, i64) {
-        (self.arrived, self.delivery.message.enqueued_at, self.seq)
+    /// Oldest first: by arrival here, then by enqueue time, then by task id (ids sort by
+    /// creation time), then in the order received. One fetch brings every priority band at
+    /// once, high band first, so the order received alone would make the high-priority tasks
+    /// of a burst look older than the low ones submitted before them.
+    fn age(&self) -> (Instant, u64, u128, i64) {
+        (
+            self.arrived,
+            self.delivery.message.enqueued_at,
+            self.id_order,
+            self.seq,
+        )
     }
 }
 
@@ -99,9 +109,12 @@ impl Buffer {
             self.next_seq += 1;
             self.next_seq
         };
+        let id_order =
+            uuid::Uuid::try_parse(delivery.message.task_id.as_str()).map_or(0, |u| u.as_u128());
         self.items.push(Buffered {
             delivery,
             arrived,
+            id_order,
             seq,
         });
     }
@@ -400,6 +413,41 @@ mod tests {
         assert_eq!(batch.len(), 35);
         assert_eq!(tags(batch.pick(100)), tags(single.pick(100)));
         assert_eq!(batch.len(), 0);
+    }
+
+    #[test]
+    fn the_oldest_of_one_fetch_is_the_first_submitted_whatever_its_band() {
+        let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
+        let at = |id: TaskId, priority: u8| Delivery {
+            receipt: Receipt {
+                queue: QueueName::raw(if priority > 6 { "t.high" } else { "t.low" }),
+                tag: id.as_str().into(),
+            },
+            message: Message {
+                task_id: id,
+                task_type: "t".into(),
+                priority,
+                enqueued_at: 1000,
+            },
+            delivery_count: 1,
+        };
+        // Lows submitted first, in the same millisecond as the highs; the fetch lists the
+        // high band first.
+        let lows: Vec<TaskId> = (0..3).map(|_| TaskId::generate()).collect();
+        let highs: Vec<TaskId> = (0..6).map(|_| TaskId::generate()).collect();
+        let mut fetched: Vec<Delivery> = highs.iter().map(|id| at(id.clone(), 9)).collect();
+        fetched.extend(lows.iter().map(|id| at(id.clone(), 0)));
+        lane.push(fetched);
+        let order: Vec<u8> = lane
+            .pick(9)
+            .into_iter()
+            .map(|d| d.message.priority)
+            .collect();
+        assert_eq!(
+            order,
+            [9, 9, 9, 0, 9, 9, 9, 0, 0],
+            "every fourth pick is the oldest: a low"
+        );
     }
 
     #[test]
