@@ -364,20 +364,31 @@ mod tests {
         }
     }
 
-    fn d(tag: u32, priority: u8) -> Delivery {
+    /// A delivery of task `task_id` on `queue`, with receipt tag `tag`.
+    fn delivery(queue: &str, tag: String, task_id: TaskId, priority: u8, at: u64) -> Delivery {
         Delivery {
             receipt: Receipt {
-                queue: QueueName::raw("t.normal"),
-                tag: tag.to_string(),
+                queue: QueueName::raw(queue),
+                tag,
             },
             message: Message {
-                task_id: TaskId::generate(),
+                task_id,
                 task_type: "t".into(),
                 priority,
-                enqueued_at: tag as u64,
+                enqueued_at: at,
             },
             delivery_count: 1,
         }
+    }
+
+    fn d(tag: u32, priority: u8) -> Delivery {
+        delivery(
+            "t.normal",
+            tag.to_string(),
+            TaskId::generate(),
+            priority,
+            tag as u64,
+        )
     }
 
     #[test]
@@ -418,18 +429,9 @@ mod tests {
     #[test]
     fn the_oldest_of_one_fetch_is_the_first_submitted_whatever_its_band() {
         let lane = Lane::new(Arc::new(Noop), HandlerOptions::default());
-        let at = |id: TaskId, priority: u8| Delivery {
-            receipt: Receipt {
-                queue: QueueName::raw(if priority > 6 { "t.high" } else { "t.low" }),
-                tag: id.as_str().into(),
-            },
-            message: Message {
-                task_id: id,
-                task_type: "t".into(),
-                priority,
-                enqueued_at: 1000,
-            },
-            delivery_count: 1,
+        let at = |id: TaskId, priority: u8| {
+            let band = if priority > 6 { "t.high" } else { "t.low" };
+            delivery(band, id.as_str().into(), id, priority, 1000)
         };
         // Lows submitted first, in the same millisecond as the highs; the fetch lists the
         // high band first.
