@@ -124,6 +124,70 @@ async fn acked_entries_are_trimmed_once_a_stream_holds_a_thousand() {
     assert!(longest <= 1000 + 100, "acked entries piled up to {longest}");
 }
 
+/// How many times Redis has run `command` (an `INFO commandstats` name such as
+/// `xinfo|groups`) since it started.
+async fn calls(server: &RedisServer, command: &str) -> u64 {
+    let mut raw = server.raw().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A backlog (entries no one has fetched yet, so nothing to trim) costs one trim attempt per
+/// 1,000 entries added, not one per submit; once the backlog is acked the next attempt
+/// shortens the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_is_checked_for_trimming_once_per_thousand_entries() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let q = QueueName::raw("backlog.normal");
+    let a = Consumer::new("g", "a");
+    // The group exists (the fetch creates it) and has nothing delivered.
+    assert!(backend
+        .fetch(&fetch_req(&a, &q, 10, 0))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let before = calls(&server, "xinfo|groups").await;
+    for _ in 0..2_500 {
+        backend.publish(&q, &messages(1)).await.unwrap();
+    }
+    let trims = calls(&server, "xinfo|groups").await - before;
+    // At lengths 1,000 and 2,000 only (every publish used to look: ~1,500 times).
+    assert_eq!(trims, 2, "trim attempts for 2,500 one-by-one publishes");
+    assert_eq!(xlen(&server, &prefix, &q).await, 2_500);
+
+    let got = backend.fetch(&fetch_req(&a, &q, 2_500, 0)).await.unwrap();
+    assert_eq!(got.len(), 2_500);
+    assert_eq!(backend.ack(&a, &receipts(&got)).await.unwrap(), 2_500);
+    // Lengths 2,500 to 2,999 add without looking; at 3,000 the 2,500 acked entries go, and
+    // the 501 undelivered ones stay.
+    for _ in 0..500 {
+        backend.publish(&q, &messages(1)).await.unwrap();
+    }
+    assert_eq!(xlen(&server, &prefix, &q).await, 3_000);
+    backend.publish(&q, &messages(1)).await.unwrap();
+    let len = xlen(&server, &prefix, &q).await;
+    // `MINID ~` removes whole stream nodes (100 entries by default).
+    assert!(
+        (501..=501 + 100).contains(&len),
+        "acked backlog not trimmed, or undelivered entries lost: stream length {len}"
+    );
+    let rest = backend.fetch(&fetch_req(&a, &q, 1_000, 0)).await.unwrap();
+    assert_eq!(rest.len(), 501, "undelivered entries lost to the trim");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_consumer_group_is_recreated() {
     let Some(server) = RedisServer::start().await else {

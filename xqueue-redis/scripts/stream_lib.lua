@@ -85,17 +85,28 @@ local function trim_and_count(stream)
   return in_use
 end
 
--- Acked entries a stream may keep before a publish trims them (`max_len`, if lower). Below
--- both marks, a publish needs neither the trim nor the count: two Redis commands fewer per
--- submit, and no `XINFO GROUPS` decoded in Lua.
+-- Trimming runs once a stream holds TRIM_AT entries, and from then on once per TRIM_AT
+-- entries added (when its length reaches a multiple of TRIM_AT), not on every publish: a
+-- backlog of undelivered entries, which no trim can shorten, would otherwise make every
+-- submit pay for `XINFO GROUPS` and `XPENDING` decoded in Lua. Acked entries therefore
+-- never pile up past about TRIM_AT (plus one batch and a radix-tree node) above what is in
+-- use.
 local TRIM_AT = 1000
+
+-- Whether adding `n` entries takes the length of a stream of `len` entries to or past a
+-- multiple of TRIM_AT, from at least TRIM_AT.
+local function trim_due(len, n)
+  return len + n > TRIM_AT and math.floor((len + n - 1) / TRIM_AT) > math.floor((len - 1) / TRIM_AT)
+end
 
 -- Whether `n` more entries fit in `stream`, where at most `max_len` may be in use (see
 -- `trim_and_count`); returns that, and the entries in use: exact when it trimmed, else the
--- stream's length, which is at least that.
+-- stream's length, which is at least that. Below `max_len`, `XLEN` alone proves there is
+-- room (entries in use are at most the length); only a batch that could overflow, or a due
+-- trim, runs the exact count.
 local function room_for(stream, n, max_len)
   local len = redis.call('XLEN', stream)
-  if len < math.min(TRIM_AT, max_len) and len + n <= max_len then
+  if len + n <= max_len and not trim_due(len, n) then
     return true, len
   end
   local in_use = trim_and_count(stream)
