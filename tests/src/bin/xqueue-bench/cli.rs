@@ -118,7 +118,15 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub measure: Vec<Measure>,
 
-    /// A short smoke run: small counts, 2-second latency runs.
+    /// Back-to-back pairs (raw baseline, then XQueue-Redis processing, `--tasks` each) measured
+    /// after the phases; the ratio printed and checked is the median of their ratios, which a
+    /// VM's slow and fast spells move far less than the two processing rows minutes apart.
+    /// 0: the ratio of those two rows. Needs the raw and redis phases and the processing
+    /// measurement.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+
+    /// A short smoke run: small counts, 2-second latency runs, one ratio round.
     #[arg(long)]
     pub quick: bool,
 
@@ -136,6 +144,7 @@ impl Args {
             self.latency_secs = self.latency_secs.min(2);
             self.idle_samples = self.idle_samples.min(20);
             self.rss_tasks = self.rss_tasks.min(2_000);
+            self.rounds = self.rounds.min(1);
         }
         self.tasks = self.tasks.max(1);
         self.enqueue_tasks = self.enqueue_tasks.max(1);

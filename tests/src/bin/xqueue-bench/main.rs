@@ -23,6 +23,7 @@ mod progress;
 mod raw;
 mod redisx;
 mod report;
+mod rounds;
 mod rss;
 mod setup;
 mod submit;
@@ -237,21 +238,7 @@ async fn run(args: Args) -> Result<Report> {
         rss::run(&ctx, &mut report).await;
     }
 
-    report.ratio = match (
-        report.rate_of("redis (library)", "processing"),
-        report.rate_of("raw baseline", "processing"),
-    ) {
-        (Some(x), Some(raw)) if raw > 0.0 => Some(x / raw),
-        _ => None,
-    };
-    if let Some(ratio) = report.ratio {
-        report.add(
-            "ratio",
-            "XQueue-Redis processing / raw",
-            Value::Ratio { ratio },
-            "same run, same Redis",
-        );
-    }
+    rounds::ratio(&ctx, &mut report).await;
     report.checks = checks(&report, &ctx.args);
     drop(container);
     Ok(report)

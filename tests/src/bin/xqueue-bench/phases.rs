@@ -50,6 +50,35 @@ pub fn failed(report: &mut Report, group: &str, name: &str, result: crate::Resul
     }
 }
 
+/// One timed processing run of pre-queued tasks.
+struct Processed {
+    /// Seconds from `from` until every task was recorded as `success`.
+    secs: f64,
+    from: &'static str,
+    handlers_secs: f64,
+    first_ms: f64,
+    /// CPU and Redis work per task.
+    work: String,
+}
+
+/// The processing rate (tasks/s) of `target` through the library, measured as the
+/// processing row is, in keys of its own (`round` tells them apart) that are deleted after.
+pub async fn processing_rate(ctx: &Ctx, target: &Target, round: usize) -> crate::Result<f64> {
+    let group = target.group(Via::Library);
+    let m = Measurer {
+        ctx,
+        target,
+        via: Via::Library,
+        group: &group,
+    };
+    let (mut rig, prefix) = m
+        .rig(&format!("proc-round{round}"), ctx.args.tasks as u64 + 1000)
+        .await?;
+    let run = m.pre_queued(&mut rig).await;
+    m.cleanup(rig, &prefix).await;
+    Ok(ctx.args.tasks as f64 / run?.secs)
+}
+
 struct Measurer<'a> {
     ctx: &'a Ctx,
     target: &'a Target,
@@ -183,7 +212,6 @@ impl Measurer<'_> {
     /// recorded as `success`. On Redis, also measures Redis memory per finished task.
     async fn processing(&self, report: &mut Report) -> crate::Result<()> {
         let ctx = self.ctx;
-        let group = self.group;
         let n = ctx.args.tasks as u64;
         let redis_memory = matches!(self.target, Target::Redis);
         let memory_before = if redis_memory {
@@ -192,8 +220,54 @@ impl Measurer<'_> {
             None
         };
         let (mut rig, prefix) = self.rig("proc", n + 1000).await?;
-        let probe = rig.probe.clone();
+        let run = match self.pre_queued(&mut rig).await {
+            Ok(run) => run,
+            Err(e) => {
+                self.cleanup(rig, &prefix).await;
+                return Err(e);
+            }
+        };
+        report.rate(
+            self.group,
+            "processing",
+            n,
+            run.secs,
+            format!(
+                "{} workers, pre-queued, {} → all recorded success; handlers done at {:.2} s, first start {:.0} ms after start(); {}",
+                ctx.args.workers, run.from, run.handlers_secs, run.first_ms, run.work,
+            ),
+        );
 
+        if let Some(before) = memory_before {
+            // One more publish trims the acked entries from the stream, as in steady use.
+            let probe = &rig.probe;
+            let base = probe.count();
+            rig.submitter.one(n, None).await?;
+            probe.wait_for(base + 1, Duration::from_secs(10)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let after = ctx.redis()?.used_memory().await;
+            report.add(
+                "redis memory",
+                "per finished task",
+                Value::Bytes {
+                    bytes: after.saturating_sub(before) as f64 / (n + 1) as f64,
+                },
+                format!(
+                    "INFO used_memory before queueing and after {} tasks finished, default retention (1 h): {before} → {after} bytes",
+                    n + 1
+                ),
+            );
+        }
+        self.cleanup(rig, &prefix).await;
+        Ok(())
+    }
+
+    /// Queues `--tasks` tasks on `rig`'s stopped pool, then starts it and times it until the
+    /// state store has recorded every task as `success`.
+    async fn pre_queued(&self, rig: &mut Rig) -> crate::Result<Processed> {
+        let ctx = self.ctx;
+        let n = ctx.args.tasks as u64;
+        let probe = rig.probe.clone();
         let queued = Arc::new(AtomicU64::new(0));
         let tracker = ctx.progress.track(&self.label("queue"), n, queued.clone());
         let mut seq = 0;
@@ -221,7 +295,6 @@ impl Measurer<'_> {
         tracker.finish();
         if !all_started {
             let started = probe.count();
-            self.cleanup(rig, &prefix).await;
             return Err(format!("only {started} of {n} tasks started within {limit:?}").into());
         }
         // Done means recorded: the completer has written `success` for every task.
@@ -233,7 +306,6 @@ impl Measurer<'_> {
                 break;
             }
             if Instant::now() > recorded_by {
-                self.cleanup(rig, &prefix).await;
                 return Err(format!("only {} of {n} tasks recorded as success", c.success).into());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -252,38 +324,13 @@ impl Measurer<'_> {
         } else {
             (total_secs, "start()")
         };
-        report.rate(
-            group,
-            "processing",
-            n,
+        Ok(Processed {
             secs,
-            format!(
-                "{} workers, pre-queued, {from} → all recorded success; handlers done at {handlers_secs:.2} s, first start {first_ms:.0} ms after start(); {work}",
-                ctx.args.workers,
-            ),
-        );
-
-        if let Some(before) = memory_before {
-            // One more publish trims the acked entries from the stream, as in steady use.
-            let base = probe.count();
-            rig.submitter.one(n, None).await?;
-            probe.wait_for(base + 1, Duration::from_secs(10)).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let after = ctx.redis()?.used_memory().await;
-            report.add(
-                "redis memory",
-                "per finished task",
-                Value::Bytes {
-                    bytes: after.saturating_sub(before) as f64 / (n + 1) as f64,
-                },
-                format!(
-                    "INFO used_memory before queueing and after {} tasks finished, default retention (1 h): {before} → {after} bytes",
-                    n + 1
-                ),
-            );
-        }
-        self.cleanup(rig, &prefix).await;
-        Ok(())
+            from,
+            handlers_secs,
+            first_ms,
+            work,
+        })
     }
 
     /// Submit→start at a steady rate, then one task at a time on an idle pool.

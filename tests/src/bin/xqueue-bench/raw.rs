@@ -38,32 +38,9 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
 
     // Enqueue: pipelined XADD, 1000 per pipeline.
     let n = ctx.args.tasks as u64;
-    let pad = "x".repeat(40);
-    let bar = ctx.progress.bar("raw enqueue (pipelined)", n);
     let snap = ctx.snapshot().await;
     let cpu = CpuMark::take(snap.cpu);
-    let t0 = Instant::now();
-    let mut seq = 0;
-    while seq < n {
-        let k = (n - seq).min(1000);
-        let mut pipe = redis::pipe();
-        for i in seq..seq + k {
-            let id = uuid::Uuid::now_v7().to_string();
-            pipe.cmd("XADD")
-                .arg(&stream)
-                .arg("*")
-                .arg("task_id")
-                .arg(id)
-                .arg("payload")
-                .arg(format!("{{\"seq\":{i},\"pad\":\"{pad}\"}}"))
-                .ignore();
-        }
-        let _: () = pipe.query_async(&mut conn).await?;
-        seq += k;
-        bar.set_position(seq);
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    bar.finish();
+    let secs = fill(ctx, &mut conn, &stream, n, "raw enqueue (pipelined)").await?;
     let note = ctx.work_note(&snap, cpu, n).await;
     report.rate(
         GROUP_NAME,
@@ -73,40 +50,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
         format!("1000 per pipeline, ~100-byte entries; {note}"),
     );
 
-    // Processing.
-    let shared = Arc::new(Shared::new(n, &prefix, &stream));
-    let probe = Arc::new(Probe::default());
-    let consumers = start_consumers(ctx, &shared, &probe, 100).await?;
-    let tracker = {
-        let s = shared.clone();
-        ctx.progress.follow("raw processing", n, move || {
-            s.processed.load(Ordering::Relaxed)
-        })
-    };
-    let snap = ctx.snapshot().await;
-    let cpu = CpuMark::take(snap.cpu);
-    let t0 = Instant::now();
-    shared.go.store(true, Ordering::Release);
-    let deadline = Instant::now() + Duration::from_secs(120).max(Duration::from_millis(n));
-    while shared.processed.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let done_at = shared
-        .done_at
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or_else(Instant::now);
-    let secs = done_at.duration_since(t0).as_secs_f64();
-    tracker.finish();
-    let processed = shared.processed.load(Ordering::Relaxed);
-    let note = ctx.work_note(&snap, cpu, processed).await;
-    shared.stop.store(true, Ordering::Release);
-    for c in consumers {
-        c.await??;
-    }
-    if processed < n {
-        return Err(format!("raw consumers processed only {processed} of {n}").into());
-    }
+    let (secs, note) = drain(ctx, &prefix, &stream, "raw processing").await?;
     report.rate(
         GROUP_NAME,
         "processing",
@@ -210,6 +154,105 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
     }
     ctx.redis()?.delete_prefix(&prefix).await?;
     Ok(())
+}
+
+/// The raw processing rate (tasks/s), measured as the processing row is, in keys of its own
+/// (`round` tells them apart) that are deleted after.
+pub async fn processing_rate(ctx: &Ctx, round: usize) -> crate::Result<f64> {
+    let redis = ctx.redis()?;
+    let prefix = ctx.prefix(&format!("raw-round{round}"));
+    let stream = format!("{prefix}:stream");
+    let mut conn = redis.conn();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    let n = ctx.args.tasks as u64;
+    let run = async {
+        fill(ctx, &mut conn, &stream, n, "raw queue").await?;
+        drain(ctx, &prefix, &stream, "raw processing").await
+    }
+    .await;
+    redis.delete_prefix(&prefix).await?;
+    Ok(n as f64 / run?.0)
+}
+
+/// Appends `--tasks` ~100-byte entries to `stream`, 1000 `XADD`s per pipeline; returns the
+/// seconds it took.
+async fn fill(
+    ctx: &Ctx,
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    n: u64,
+    label: &str,
+) -> crate::Result<f64> {
+    let pad = "x".repeat(40);
+    let bar = ctx.progress.bar(label, n);
+    let t0 = Instant::now();
+    let mut seq = 0;
+    while seq < n {
+        let k = (n - seq).min(1000);
+        let mut pipe = redis::pipe();
+        for i in seq..seq + k {
+            let id = uuid::Uuid::now_v7().to_string();
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("task_id")
+                .arg(id)
+                .arg("payload")
+                .arg(format!("{{\"seq\":{i},\"pad\":\"{pad}\"}}"))
+                .ignore();
+        }
+        let _: () = pipe.query_async(conn).await?;
+        seq += k;
+        bar.set_position(seq);
+    }
+    bar.finish();
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Runs `--workers` consumers over the `--tasks` entries of `stream` until every one is
+/// processed; returns the seconds it took and the work per task.
+async fn drain(ctx: &Ctx, prefix: &str, stream: &str, label: &str) -> crate::Result<(f64, String)> {
+    let n = ctx.args.tasks as u64;
+    let shared = Arc::new(Shared::new(n, prefix, stream));
+    let probe = Arc::new(Probe::default());
+    let consumers = start_consumers(ctx, &shared, &probe, 100).await?;
+    let tracker = {
+        let s = shared.clone();
+        ctx.progress
+            .follow(label, n, move || s.processed.load(Ordering::Relaxed))
+    };
+    let snap = ctx.snapshot().await;
+    let cpu = CpuMark::take(snap.cpu);
+    let t0 = Instant::now();
+    shared.go.store(true, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(120).max(Duration::from_millis(n));
+    while shared.processed.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let done_at = shared
+        .done_at
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(Instant::now);
+    let secs = done_at.duration_since(t0).as_secs_f64();
+    tracker.finish();
+    let processed = shared.processed.load(Ordering::Relaxed);
+    let note = ctx.work_note(&snap, cpu, processed).await;
+    shared.stop.store(true, Ordering::Release);
+    for c in consumers {
+        c.await??;
+    }
+    if processed < n {
+        return Err(format!("raw consumers processed only {processed} of {n}").into());
+    }
+    Ok((secs, note))
 }
 
 struct Shared {

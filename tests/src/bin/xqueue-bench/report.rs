@@ -72,8 +72,12 @@ pub struct Report {
     pub settings: serde_json::Value,
     /// The measurements, in the order taken.
     pub results: Vec<Row>,
-    /// XQueue-Redis processing rate / raw baseline rate.
+    /// XQueue-Redis processing rate / raw baseline rate: the median of `ratio_rounds`, or
+    /// the two processing rows' ratio when no round ran.
     pub ratio: Option<f64>,
+    /// The back-to-back pairs of `--rounds`: raw baseline and XQueue-Redis processing rates
+    /// (tasks/s).
+    pub ratio_rounds: Vec<[f64; 2]>,
     /// The targets of issue 7.
     pub checks: Vec<Check>,
 }
