@@ -181,7 +181,7 @@ pub async fn processing_rate(ctx: &Ctx, round: usize) -> crate::Result<f64> {
     Ok(n as f64 / run?.0)
 }
 
-/// Appends `--tasks` ~100-byte entries to `stream`, 1000 `XADD`s per pipeline; returns the
+/// Appends `n` ~100-byte entries to `stream`, 1000 `XADD`s per pipeline; returns the
 /// seconds it took.
 async fn fill(
     ctx: &Ctx,
