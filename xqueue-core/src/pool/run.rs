@@ -47,14 +47,21 @@ pub(crate) async fn run(
     let began = std::time::Instant::now();
     let outcome = attempt(&engine, &lane, &task).instrument(span).await;
     lane.observe_run(began.elapsed());
-    lock_mutex(&engine.running).remove(&delivery.receipt);
+    {
+        // Deregistered and reported under one lock: once shutdown sees no run, every outcome
+        // is already on its way to the completer, whose sender it then drops. A run that
+        // shutdown already cut off (and gave back) reports nothing.
+        let mut running = lock_mutex(&engine.running);
+        if running.remove(&delivery.receipt).is_some() {
+            engine.send_done(Done {
+                receipt: delivery.receipt,
+                task_type: lane.task_type.clone(),
+                completion: Some(completion(task.id, outcome)),
+                permit,
+            });
+        }
+    }
     engine.running_changed.notify_waiters();
-    engine.send_done(Done {
-        receipt: delivery.receipt,
-        task_type: lane.task_type.clone(),
-        completion: Some(completion(task.id, outcome)),
-        permit,
-    });
     // The slot goes straight to a task started ahead, if one is waiting.
     super::dispatch::run_ready_or_free(&engine, &lane, slot);
 }
