@@ -6,4 +6,5 @@
 pub mod docker;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod queue;
 pub mod redis;
