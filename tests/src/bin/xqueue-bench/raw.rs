@@ -27,14 +27,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
     let prefix = ctx.prefix("raw");
     let stream = format!("{prefix}:stream");
     let mut conn = redis.conn();
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await?;
+    create_group(&mut conn, &stream, "0").await?;
 
     // Enqueue: pipelined XADD, 1000 per pipeline.
     let n = ctx.args.tasks as u64;
@@ -65,14 +58,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
 
     // Latency at the steady rate: one XADD per task; "start" is after the processing HSETs.
     let shared = Arc::new(Shared::new(u64::MAX, &prefix, &stream));
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg(GROUP)
-        .arg("$")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await?;
+    create_group(&mut conn, &stream, "$").await?;
     let probe = Arc::new(Probe::default());
     let consumers = start_consumers(ctx, &shared, &probe, 1000).await?;
     shared.go.store(true, Ordering::Release);
@@ -163,14 +149,7 @@ pub async fn processing_rate(ctx: &Ctx, round: usize) -> crate::Result<f64> {
     let prefix = ctx.prefix(&format!("raw-round{round}"));
     let stream = format!("{prefix}:stream");
     let mut conn = redis.conn();
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await?;
+    create_group(&mut conn, &stream, "0").await?;
     let n = ctx.args.tasks as u64;
     let run = async {
         fill(ctx, &mut conn, &stream, n, "raw queue").await?;
@@ -179,6 +158,24 @@ pub async fn processing_rate(ctx: &Ctx, round: usize) -> crate::Result<f64> {
     .await;
     redis.delete_prefix(&prefix).await?;
     Ok(n as f64 / run?.0)
+}
+
+/// Creates the consumers' group on `stream` (and the stream), reading from entry `from`
+/// (`0`: everything, `$`: only what comes next).
+async fn create_group(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    from: &str,
+) -> crate::Result<()> {
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg(from)
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await?;
+    Ok(())
 }
 
 /// Appends `n` ~100-byte entries to `stream`, 1000 `XADD`s per pipeline; returns the
