@@ -96,8 +96,11 @@ fn rounds_note(pairs: &[[f64; 2]], rows: Option<f64>, tasks: usize) -> String {
         )
     });
     format!(
-        "median of {} back-to-back pairs (raw, then XQueue-Redis, {tasks} tasks each, same Redis): {}{rows}",
-        pairs.len(),
+        "median of {} (raw, then XQueue-Redis, {tasks} tasks each, same Redis): {}{rows}",
+        match pairs.len() {
+            1 => "1 back-to-back pair".to_string(),
+            n => format!("{n} back-to-back pairs"),
+        },
         each.join(", "),
     )
 }
