@@ -104,6 +104,12 @@ pub struct Completion {
     pub outcome: Outcome,
     /// When it ended.
     pub at: UnixMillis,
+    /// The attempt's number, as [`StateStore::begin`] returned it in `Task::attempts`.
+    pub attempts: u32,
+    /// When the attempt started, as `begin` returned it in `Task::started_at`.
+    pub started_at: Option<UnixMillis>,
+    /// Who ran it, as `begin` returned it in `Task::worker`.
+    pub worker: Option<String>,
 }
 
 /// Messages a submit may hand straight to the submitting instance's idle workers (see
@@ -149,8 +155,10 @@ pub const PUBLISH_GUARD: Duration = Duration::from_secs(30);
 ///   worker vanished) become `processing` with `attempts + 1`, `started_at` and `worker` set,
 ///   and leave the schedule; every other status, and a missing task, is [`Begin::Skip`]. The
 ///   answer is in the order of `ids`.
-/// - `complete` applies outcomes only to tasks that are `processing`; anything else is left as
-///   it is (a cancelled or purged task stays so). `Retry` puts the task on the schedule.
+/// - `complete` applies outcomes only to tasks that are `processing` (at most once per attempt
+///   begun); anything else is left as it is (a cancelled or purged task stays so). The task
+///   keeps the completion's `attempts`, `started_at` and `worker`. `Retry` puts the task on
+///   the schedule.
 /// - `claim_due` hands each due task (on the schedule with a due time `<= now` and status
 ///   `scheduled`, `retrying` or `pending`) to one caller only, even when several instances call
 ///   it at once: the task becomes `pending` and stays on the schedule, due again at

@@ -392,7 +392,7 @@ pub(crate) fn start(
             receipt: delivery.receipt,
             task_type: lane.task_type.clone(),
             completion: Some(super::completion(
-                task.id,
+                &task,
                 crate::state::Outcome::Failed { error },
             )),
             permit,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ManagerConfig;
 use crate::queue::{Consumer, Receipt};
 use crate::state::Completion;
-use crate::task::TaskId;
+use crate::task::{Task, TaskId};
 use crate::Backends;
 
 pub(crate) use lane::Lane;
@@ -326,11 +326,15 @@ impl Engine {
 }
 
 /// The completion a finished attempt sends to the completer.
-pub(crate) fn completion(id: TaskId, outcome: crate::state::Outcome) -> Completion {
+/// The end of `task`'s attempt (the task as `begin` returned it), ending now.
+pub(crate) fn completion(task: &Task, outcome: crate::state::Outcome) -> Completion {
     Completion {
-        id,
+        id: task.id.clone(),
         outcome,
         at: crate::task::now_millis(),
+        attempts: task.attempts,
+        started_at: task.started_at,
+        worker: task.worker.clone(),
     }
 }
 

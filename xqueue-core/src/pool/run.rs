@@ -56,7 +56,7 @@ pub(crate) async fn run(
             engine.send_done(Done {
                 receipt: delivery.receipt,
                 task_type: lane.task_type.clone(),
-                completion: Some(completion(task.id, outcome)),
+                completion: Some(completion(&task, outcome)),
                 permit,
             });
         }
