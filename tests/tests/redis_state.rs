@@ -1,8 +1,9 @@
-//! Redis task state beyond the conformance suite: submit in one atomic step when queue and
-//! state are one Redis, and scripts loaded again after Redis forgets them.
+//! Redis task state beyond the conformance suite: attempts marked running and recorded once,
+//! submit in one atomic step when queue and state are one Redis, and scripts loaded again
+//! after Redis forgets them.
 
 use redis::AsyncCommands;
-use xqueue_core::{now_millis, Error, StateStore, TaskId};
+use xqueue_core::{now_millis, Begin, Error, Outcome, StateStore, TaskId, TaskStatus};
 use xqueue_redis::RedisConfig;
 use xqueue_tests::redis::{unique_prefix, RedisServer};
 
@@ -14,38 +15,165 @@ async fn state_scripts_are_loaded_again_after_redis_forgets_them() {
     let backend = server.backend(&unique_prefix()).await;
     let task = pending_task("flush", 7);
     backend.insert(std::slice::from_ref(&task)).await.unwrap();
+    let t = run_one(&backend, &task.id, "w1", now_millis()).await;
+    assert_eq!(t.payload, serde_json::json!({"n": 7}));
 
-    // As after a restart: the script cache is empty. `begin` runs its script and reads the
-    // record in one pipeline; the script must be loaded again, and the record read after it.
+    // As after a restart: the script cache is empty. `complete` must load its script again.
     let mut raw = server.raw().await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut raw)
         .await
         .unwrap();
+    backend.complete(&[success(&t)]).await.unwrap();
+    let stored = backend.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Success);
+    assert_eq!(stored.attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_task_is_processing_by_its_mark_until_its_attempt_is_recorded_once() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let running_key = format!("{prefix}:running");
+    let task = pending_task("marked", 1);
+    let cancelled = pending_task("marked", 2);
+    backend
+        .insert(&[task.clone(), cancelled.clone()])
+        .await
+        .unwrap();
+
+    // Started: `processing` everywhere a user looks, and no longer cancellable.
+    let first = run_one(&backend, &task.id, "w1", 1_700_000_000_000).await;
+    assert_eq!(first.attempts, 1);
+    let stored = backend.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Processing);
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.started_at, Some(1_700_000_000_000));
+    assert_eq!(stored.worker.as_deref(), Some("w1"));
+    let counts = backend.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.processing), (1, 1));
+    let ids = |tasks: Vec<xqueue_core::Task>| tasks.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let processing = backend.list(TaskStatus::Processing, 10).await.unwrap();
+    assert_eq!(ids(processing), vec![task.id.clone()]);
+    let pending = backend.list(TaskStatus::Pending, 1).await.unwrap();
+    assert_eq!(
+        ids(pending),
+        vec![cancelled.id.clone()],
+        "a running task is not listed pending"
+    );
+    let err = backend.cancel(&task.id, now_millis()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                status: TaskStatus::Processing,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Redelivered after w1 vanished: the cut-short attempt counts.
+    let second = run_one(&backend, &task.id, "w2", 1_700_000_000_500).await;
+    assert_eq!(second.attempts, 2);
+    let stored = backend.get(&task.id).await.unwrap().unwrap();
+    assert_eq!((stored.attempts, stored.worker.as_deref()), (2, Some("w2")));
+
+    // Recorded once: a second completion of the task changes nothing.
+    backend.complete(&[success(&second)]).await.unwrap();
+    let late = xqueue_core::Completion {
+        outcome: Outcome::Failed {
+            error: "late".into(),
+        },
+        ..success(&first)
+    };
+    backend.complete(&[late]).await.unwrap();
+    let stored = backend.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Success);
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.started_at, Some(1_700_000_000_500));
+    assert_eq!(stored.worker.as_deref(), Some("w2"));
+    let counts = backend.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.pending,
+            counts.processing,
+            counts.success,
+            counts.failed
+        ),
+        (1, 0, 1, 0)
+    );
+
+    // A stale duplicate of the finished task, and one of a task cancelled before its
+    // delivery, are skipped, and their marks taken off.
+    backend.cancel(&cancelled.id, now_millis()).await.unwrap();
     let begun = backend
-        .begin(std::slice::from_ref(&task.id), "w1", now_millis())
+        .begin(&[task.id.clone(), cancelled.id.clone()], "w3", now_millis())
+        .await
+        .unwrap();
+    let statuses: Vec<_> = begun
+        .iter()
+        .map(|b| match b {
+            Begin::Skip { status, .. } => *status,
+            Begin::Run(t) => panic!("ran {t:?}"),
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![Some(TaskStatus::Success), Some(TaskStatus::Cancelled)]
+    );
+    assert_eq!(raw.hlen::<_, u64>(&running_key).await.unwrap(), 0);
+    assert_eq!(backend.counts().await.unwrap().processing, 0);
+}
+
+/// Begins `id` as `worker` at `now` and returns the task, which must run.
+async fn run_one(
+    backend: &xqueue_redis::RedisBackend,
+    id: &TaskId,
+    worker: &str,
+    now: u64,
+) -> xqueue_core::Task {
+    let begun = backend
+        .begin(std::slice::from_ref(id), worker, now)
         .await
         .unwrap();
     match begun.as_slice() {
-        [xqueue_core::Begin::Run(t)] => {
-            assert_eq!(t.id, task.id);
-            assert_eq!(t.attempts, 1);
-            assert_eq!(t.status, xqueue_core::TaskStatus::Processing);
-            assert_eq!(t.payload, serde_json::json!({"n": 7}));
-            assert_eq!(t.worker.as_deref(), Some("w1"));
+        [Begin::Run(t)] => {
+            assert_eq!(&t.id, id);
+            assert_eq!(t.status, TaskStatus::Processing);
+            assert_eq!(
+                (t.started_at, t.worker.as_deref()),
+                (Some(now), Some(worker))
+            );
+            t.clone()
         }
         other => panic!("expected one run, got {other:?}"),
     }
-    let stored = backend.get(&task.id).await.unwrap().unwrap();
-    assert_eq!(stored.attempts, 1);
-    assert_eq!(stored.status, xqueue_core::TaskStatus::Processing);
+}
+
+/// The successful end of `t`'s attempt.
+fn success(t: &xqueue_core::Task) -> xqueue_core::Completion {
+    xqueue_core::Completion {
+        id: t.id.clone(),
+        outcome: Outcome::Success {
+            result: serde_json::Value::Null,
+        },
+        at: now_millis(),
+        attempts: t.attempts,
+        started_at: t.started_at,
+        worker: t.worker.clone(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submit_stores_and_queues_in_one_step_or_not_at_all() {
     use xqueue_core::testing::{Recorder, RecordingHandler};
-    use xqueue_core::{ManagerConfig, NewTask, TaskManager, TaskStatus};
+    use xqueue_core::{ManagerConfig, NewTask, TaskManager};
     let Some(server) = RedisServer::start().await else {
         return;
     };
@@ -118,7 +246,7 @@ fn pending_task(task_type: &str, n: i32) -> xqueue_core::Task {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submit_hands_its_tasks_to_the_submitting_consumer_in_the_same_step() {
     use std::time::Duration;
-    use xqueue_core::{Consumer, FetchRequest, QueueBackend, Take, TaskStatus};
+    use xqueue_core::{Consumer, FetchRequest, QueueBackend, Take};
     let Some(server) = RedisServer::start().await else {
         return;
     };
@@ -245,7 +373,7 @@ async fn submit_hands_its_tasks_to_the_submitting_consumer_in_the_same_step() {
 async fn an_idle_worker_runs_a_task_submitted_on_its_instance_without_a_fetch() {
     use std::time::Duration;
     use xqueue_core::testing::{eventually, test_config, Recorder, RecordingHandler};
-    use xqueue_core::{NewTask, TaskManager, TaskStatus};
+    use xqueue_core::{NewTask, TaskManager};
     let Some(server) = RedisServer::start().await else {
         return;
     };

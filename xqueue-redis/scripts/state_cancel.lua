@@ -7,6 +7,9 @@ local status = redis.call('HGET', key, 'status')
 if not status then
   return { 'missing' }
 end
+if redis.call('HEXISTS', RUNNING, id) == 1 then
+  return { 'conflict', 'processing' }
+end
 if status ~= 'pending' and status ~= 'scheduled' and status ~= 'retrying' then
   return { 'conflict', status }
 end

@@ -1,6 +1,7 @@
 -- Claims due tasks for one caller: tasks on the schedule due at or before now whose status is
 -- `scheduled`, `retrying` or `pending` become `pending` and stay on the schedule, due again at
--- now + lease. Schedule entries of tasks in any other status (or gone) are dropped.
+-- now + lease. Schedule entries of tasks in any other status (or gone), and of running tasks,
+-- are dropped.
 -- ARGV[2] now, ARGV[3] lease (ms), ARGV[4] limit.
 -- Returns the claimed tasks' fields.
 local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -14,7 +15,10 @@ while #out < limit do
   for _, id in ipairs(ids) do
     local key = task_key(id)
     local status = redis.call('HGET', key, 'status')
-    if status == 'scheduled' or status == 'retrying' or status == 'pending' then
+    -- A `pending` task with a mark has started: its schedule entry is dropped.
+    local claimable = status == 'scheduled' or status == 'retrying'
+      or (status == 'pending' and redis.call('HEXISTS', RUNNING, id) == 0)
+    if claimable then
       set_status(id, key, status, 'pending', now)
       -- Due again later: it leaves the range being scanned.
       redis.call('ZADD', SCHEDULE, now + lease, id)

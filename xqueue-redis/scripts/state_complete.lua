@@ -1,27 +1,33 @@
--- Records how attempts ended; only `processing` tasks change.
--- ARGV[2…] per completion 5 values: id, outcome (success|retry|failed), at, data (the result
--- as JSON, "" for none; or the error), run_at (retry only).
+-- Records how attempts ended: only a task marked running changes, and its mark is taken off
+-- (a second completion of the same attempt, or one of an attempt given back, changes nothing).
+-- ARGV[2…] per completion 8 values: id, outcome (success|retry|failed), at, data (the result
+-- as JSON, "" for none; or the error), run_at (retry only), and the attempt as `begin`
+-- returned it: attempts, started_at, worker.
 -- Returns how many tasks changed.
 --
--- Two commands per task (HGET, HSET); the index and schedule updates of the whole batch are
--- one variadic command each.
+-- Two commands per task (HDEL, HSET); the index and schedule updates of the whole batch are
+-- one variadic command each. The record leaves `pending` here, not at the start.
 local changed = {}
 local entered = { success = {}, failed = {}, retrying = {} }
 local due = {}
-for i = 2, #ARGV, 5 do
+for i = 2, #ARGV, 8 do
   local id, outcome, at, data, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local key = task_key(id)
-  if redis.call('HGET', key, 'status') == 'processing' then
+  if redis.call('HDEL', RUNNING, id) == 1 then
+    local key = task_key(id)
+    local attempts, started, worker = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
     local new
     if outcome == 'success' then
       new = 'success'
-      redis.call('HSET', key, 'status', new, 'result', data, 'finished_at', at)
+      redis.call('HSET', key, 'status', new, 'result', data, 'finished_at', at,
+        'attempts', attempts, 'started_at', started, 'worker', worker)
     elseif outcome == 'failed' then
       new = 'failed'
-      redis.call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at)
+      redis.call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
+        'attempts', attempts, 'started_at', started, 'worker', worker)
     else
       new = 'retrying'
-      redis.call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at)
+      redis.call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at,
+        'attempts', attempts, 'started_at', started, 'worker', worker)
       due[#due + 1] = run_at
       due[#due + 1] = id
     end
@@ -31,6 +37,8 @@ for i = 2, #ARGV, 5 do
     changed[#changed + 1] = id
   end
 end
+bulk('ZREM', index_key('pending'), changed)
+-- Tasks an older version started are in the `processing` index (usually empty: one lookup).
 bulk('ZREM', index_key('processing'), changed)
 for status, list in pairs(entered) do
   bulk('ZADD', index_key(status), list)

@@ -4,7 +4,7 @@
 --
 -- Then, when asked to take (ARGV[5] > 0), it delivers up to ARGV[6] entries of that stream to
 -- the submitting instance's consumer, as XREADGROUP does (oldest undelivered first), and
--- begins those that carry a task of this batch, as `state_begin.lua` does: the instance runs
+-- begins those that carry a task of this batch, as `begin` does: the instance runs
 -- them without a fetch or a `begin` of its own.
 -- KEYS     the streams
 -- ARGV[2]  max_len of a stream, ARGV[3] k: fields per task, ARGV[4] m: fields per message,
@@ -74,7 +74,6 @@ if type(read) ~= 'table' or read.err or not read[1] then
   return { 1, {}, {} }
 end
 local taken, attempts = read[1][2], {}
-local begins = new_begins()
 for _, e in ipairs(taken) do
   local fields, id = e[2], nil
   for i = 1, #fields, 2 do
@@ -84,9 +83,8 @@ for _, e in ipairs(taken) do
   end
   local n = 0
   if id and inserted[id] then
-    n = begin_one(begins, id, ARGV[8], ARGV[9]) or 0
+    n = begin_one(id, ARGV[8], ARGV[9]) or 0
   end
   attempts[#attempts + 1] = n
 end
-finish_begins(begins)
 return { 1, taken, attempts }

@@ -2,9 +2,17 @@
 -- ARGV[1] is always the key prefix. A task is a hash `{prefix}:task:{id}` whose empty fields
 -- stand for "none"; `{prefix}:status:{status}` indexes tasks by status, scored by when they
 -- entered it (for finished statuses: when they finished); `{prefix}:schedule` holds tasks by
--- due time.
+-- due time; `{prefix}:running` maps each task an attempt is running to the attempt's mark,
+-- `started_at|worker`.
+--
+-- A task is `processing` while it has a mark: its record keeps the status it had (`pending`)
+-- and stays in the `pending` index until the attempt ends, and `attempts` on the record counts
+-- the attempts that ended (or were cut short: a redelivery counts the one before it). So
+-- starting an attempt writes only the mark. Records that an older version left `processing`
+-- (no mark, the running attempt counted) are still read and finished correctly.
 local PREFIX = ARGV[1]
 local SCHEDULE = PREFIX .. ':schedule'
+local RUNNING = PREFIX .. ':running'
 
 local function task_key(id)
   return PREFIX .. ':task:' .. id
@@ -33,36 +41,20 @@ local function bulk(cmd, key, args)
   end
 end
 
--- Attempts begun by one script: `begin_one` per task, then `finish_begins` once, which updates
--- the indexes and the schedule of the whole batch with one variadic command each.
-local function new_begins()
-  return { left_pending = {}, entered = {}, started = {} }
-end
-
--- Starts an attempt of task `id` as `worker` if it is `pending` or `processing` (the
--- compare-and-set of `begin`): returns its attempts; otherwise nil and its status ("" if the
--- task does not exist). Two commands (HMGET, HSET).
-local function begin_one(begins, id, worker, now)
+-- Starts an attempt of task `id` as `worker` at `now` if it is `pending` (or `processing`, as
+-- an older version left a running task): marks it running and returns the attempt's number;
+-- otherwise nil and its status ("" if the task does not exist). An attempt that was running
+-- already (a redelivery) is counted on the record first, as the native `begin` does.
+local function begin_one(id, worker, now)
   local key = task_key(id)
   local cur = redis.call('HMGET', key, 'status', 'attempts')
   local status = cur[1]
   if status ~= 'pending' and status ~= 'processing' then
     return nil, status or ''
   end
-  local attempts = (tonumber(cur[2]) or 0) + 1
-  redis.call('HSET', key, 'status', 'processing', 'attempts', attempts, 'started_at', now,
-    'worker', worker)
-  if status == 'pending' then
-    begins.left_pending[#begins.left_pending + 1] = id
+  local attempts = tonumber(cur[2]) or 0
+  if redis.call('HSET', RUNNING, id, now .. '|' .. worker) == 0 then
+    attempts = redis.call('HINCRBY', key, 'attempts', 1)
   end
-  begins.entered[#begins.entered + 1] = now
-  begins.entered[#begins.entered + 1] = id
-  begins.started[#begins.started + 1] = id
-  return attempts
-end
-
-local function finish_begins(begins)
-  bulk('ZREM', index_key('pending'), begins.left_pending)
-  bulk('ZADD', index_key('processing'), begins.entered)
-  bulk('ZREM', SCHEDULE, begins.started)
+  return attempts + 1
 end

@@ -20,6 +20,8 @@ for _, id in ipairs(ids) do
   if redis.call('HGET', key, 'status') == status then
     redis.call('DEL', key)
     redis.call('ZREM', SCHEDULE, id)
+    -- A mark left by an attempt cut short between its start and `begin`'s settling.
+    redis.call('HDEL', RUNNING, id)
     deleted = deleted + 1
   end
   -- Either deleted now, or a stale index entry (the task is gone or in another status).

@@ -122,30 +122,6 @@ impl RedisBackend {
     ) -> redis::RedisResult<Value> {
         invocation.invoke_async(&mut self.inner.conn.shared()).await
     }
-
-    /// Runs a script and then `reads` in one pipeline (one round trip); returns every reply,
-    /// the script's first. The reads are not part of the script's atomic step: another
-    /// client's command may run between them.
-    pub(crate) async fn run_then_read(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-        reads: impl IntoIterator<Item = redis::Cmd>,
-    ) -> redis::RedisResult<Vec<Value>> {
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(invocation);
-        for cmd in reads {
-            pipe.add_command(cmd);
-        }
-        let mut conn = self.inner.conn.shared();
-        match pipe.query_async(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // Redis lost its scripts (a restart): load this one and go again.
-                invocation.load_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await
-            }
-            other => other,
-        }
-    }
 }
 
 #[async_trait]

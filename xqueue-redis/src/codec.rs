@@ -96,10 +96,13 @@ pub(crate) fn decode_task(fields: &HashMap<String, String>) -> Result<Task> {
     decode_with(|name| fields.get(name).map(String::as_str))
 }
 
-/// The fields `begin` reads back of a record it started (with `HMGET`, in this order). It
-/// knows the others: `id`, and the `status`, `attempts`, `started_at` and `worker` the script
-/// just wrote; a task that can start has no `finished_at` or `result`.
-pub(crate) const BEGIN_FIELDS: [&str; 8] = [
+/// The fields `begin` reads of a record it marked running (with `HMGET`, in this order): the
+/// status and attempts it decides on, and the task. It knows the others: `id`, and the
+/// `started_at` and `worker` of the attempt it starts; a task that can start has no
+/// `finished_at` or `result`.
+pub(crate) const BEGIN_FIELDS: [&str; 10] = [
+    "status",
+    "attempts",
     "type",
     "payload",
     "priority",
@@ -209,8 +212,8 @@ mod tests {
 
     #[test]
     fn begin_reads_every_field_it_does_not_write() {
-        // `begin` writes these, and a task that can start has no outcome yet.
-        let known = ["id", "status", "attempts", "started_at", "worker"];
+        // `begin` knows these, and a task that can start has no outcome yet.
+        let known = ["id", "started_at", "worker"];
         let unset = ["finished_at", "result"];
         for (name, _) in task_fields(&task()) {
             let read = BEGIN_FIELDS.contains(&name);

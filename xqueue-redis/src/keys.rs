@@ -44,6 +44,11 @@ impl Keys {
         format!("{}:task:{id}", self.prefix)
     }
 
+    /// The marks of running attempts: task id → `started_at|worker` (see `state.rs`).
+    pub(crate) fn running(&self) -> String {
+        format!("{}:running", self.prefix)
+    }
+
     /// The index of a status.
     pub(crate) fn status(&self, status: xqueue_core::TaskStatus) -> String {
         format!("{}:status:{}", self.prefix, status.as_str())

@@ -29,7 +29,7 @@ pub(crate) struct Scripts {
     pub(crate) leave: Script,
     pub(crate) insert: Script,
     pub(crate) insert_published: Script,
-    pub(crate) begin: Script,
+    pub(crate) begin_settle: Script,
     pub(crate) complete: Script,
     pub(crate) unbegin: Script,
     pub(crate) claim_due: Script,
@@ -58,7 +58,7 @@ impl Scripts {
                 ["state_lib.lua", "stream_lib.lua"],
                 "state_insert_published.lua"
             ),
-            begin: script!("state_lib.lua", "state_begin.lua"),
+            begin_settle: script!("state_lib.lua", "state_begin_settle.lua"),
             complete: script!("state_lib.lua", "state_complete.lua"),
             unbegin: script!("state_lib.lua", "state_unbegin.lua"),
             claim_due: script!("state_lib.lua", "state_claim_due.lua"),

@@ -1,7 +1,11 @@
-//! Task state in Redis: one hash per task, a sorted set per status, and the schedule.
+//! Task state in Redis: one hash per task, a sorted set per status, the schedule, and the
+//! marks of running attempts.
 //!
-//! Every state change is one Lua script (`scripts/state_*.lua`) per batch: atomic, so two
-//! instances can never both start or claim the same task, and one round trip.
+//! Every state change but the start of an attempt is one Lua script (`scripts/state_*.lua`)
+//! per batch: atomic, so two instances can never both claim or finish the same task, and one
+//! round trip. A running task is `processing` by its mark in `{prefix}:running` (its record
+//! stays `pending` until the attempt ends; see `state_lib.lua`), so `begin` needs no script:
+//! it marks and reads in one pipeline, the cheapest start Redis allows.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +37,69 @@ impl RedisBackend {
             .into_iter()
             .map(|f| self.task_from(f, what))
             .collect()
+    }
+
+    /// The records of `ids` (empty maps for those that do not exist) and their marks, in one
+    /// round trip.
+    async fn records_with_marks(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(HashMap<String, String>, Option<String>)>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL").arg(self.inner.keys.task(id));
+        }
+        pipe.cmd("HMGET").arg(self.inner.keys.running()).arg(ids);
+        let mut replies: Vec<Value> = pipe
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        let what = "records";
+        let marks = reply::array(replies.pop().unwrap_or(Value::Nil), what)?;
+        if replies.len() != ids.len() || marks.len() != ids.len() {
+            return Err(error::unexpected(what, "a reply per task"));
+        }
+        replies
+            .into_iter()
+            .zip(marks)
+            .map(|(fields, mark)| {
+                let mark = match mark {
+                    Value::Nil => None,
+                    m => Some(reply::string(&m, what)?),
+                };
+                Ok((reply::field_map(fields, what)?, mark))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` running tasks, earliest started first.
+    async fn list_running(&self, limit: usize) -> Result<Vec<Task>> {
+        let marks: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(self.inner.keys.running())
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        let mut marks: Vec<(UnixMillis, String, String)> = marks
+            .into_iter()
+            .filter_map(|(id, mark)| {
+                let (started, _) = split_mark(&mark)?;
+                Some((started, id, mark))
+            })
+            .collect();
+        marks.sort();
+        let mut out = Vec::with_capacity(limit.min(marks.len()));
+        for page in marks.chunks(limit) {
+            let ids: Vec<String> = page.iter().map(|(_, id, _)| id.clone()).collect();
+            for (fields, mark) in self.records_with_marks(&ids).await? {
+                if let Some(task) = running_task(&fields, mark.as_deref())? {
+                    out.push(task);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs one of the "ids or all" sweeps; returns how many tasks it changed.
@@ -218,51 +285,59 @@ impl StateStore for RedisBackend {
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>> {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.task(id.as_str()))
-            .query_async(&mut self.inner.conn.shared())
-            .await
-            .map_err(error::map)?;
+        let ids = [id.to_string()];
+        let Some((fields, mark)) = self.records_with_marks(&ids).await?.pop() else {
+            return Ok(None);
+        };
         if fields.is_empty() {
             return Ok(None);
         }
-        codec::decode_task(&fields).map(Some)
+        match running_task(&fields, mark.as_deref())? {
+            Some(task) => Ok(Some(task)),
+            None => codec::decode_task(&fields).map(Some),
+        }
     }
 
     async fn list(&self, status: TaskStatus, limit: usize) -> Result<Vec<Task>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.inner.conn.shared();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.inner.keys.status(status))
-            .arg(0)
-            .arg(limit as i64 - 1)
-            .query_async(&mut conn)
-            .await
-            .map_err(error::map)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        if status == TaskStatus::Processing {
+            return self.list_running(limit).await;
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGETALL").arg(self.inner.keys.task(id));
-        }
-        let records: Vec<HashMap<String, String>> =
-            pipe.query_async(&mut conn).await.map_err(error::map)?;
-        let mut out = Vec::with_capacity(records.len());
-        for fields in records {
-            // A task deleted between the two round trips is skipped; one that changed status
-            // since is left out too, so the list holds only tasks in `status`.
-            if fields.is_empty() {
-                continue;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.inner.keys.status(status))
+                .arg(offset)
+                .arg(offset + limit as i64 - 1)
+                .query_async(&mut self.inner.conn.shared())
+                .await
+                .map_err(error::map)?;
+            if ids.is_empty() {
+                return Ok(out);
             }
-            let task = codec::decode_task(&fields)?;
-            if task.status == status {
-                out.push(task);
+            offset += ids.len() as i64;
+            for (fields, mark) in self.records_with_marks(&ids).await? {
+                // A task deleted since the index was read is skipped; one that changed status
+                // since, or that runs (a `pending` record with a mark), is left out too, so
+                // the list holds only tasks in `status`.
+                if fields.is_empty() {
+                    continue;
+                }
+                let task = codec::decode_task(&fields)?;
+                if task.status == status && running_task(&fields, mark.as_deref())?.is_none() {
+                    out.push(task);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if ids.len() < limit {
+                return Ok(out);
             }
         }
-        Ok(out)
     }
 
     async fn counts(&self) -> Result<StatusCounts> {
@@ -270,91 +345,133 @@ impl StateStore for RedisBackend {
         for status in TaskStatus::ALL {
             pipe.cmd("ZCARD").arg(self.inner.keys.status(status));
         }
-        let counts: Vec<u64> = pipe
-            .query_async(&mut self.inner.conn.shared())
-            .await
-            .map_err(error::map)?;
+        pipe.cmd("HKEYS").arg(self.inner.keys.running());
+        let mut conn = self.inner.conn.shared();
+        let (counts, running): (Vec<u64>, Vec<String>) = {
+            let mut replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(error::map)?;
+            let what = "counts";
+            let running = reply::array(replies.pop().unwrap_or(Value::Nil), what)?
+                .iter()
+                .map(|v| reply::string(v, what))
+                .collect::<Result<_>>()?;
+            let counts = replies
+                .iter()
+                .map(|v| reply::int(v, what).map(|n| n.max(0) as u64))
+                .collect::<Result<_>>()?;
+            (counts, running)
+        };
         let mut out = StatusCounts::default();
         for (status, n) in TaskStatus::ALL.into_iter().zip(counts) {
             *out.get_mut(status) = n;
         }
+        if !running.is_empty() {
+            // Running tasks are `pending` records with a mark (a mark on anything else is one
+            // `begin` is about to take off).
+            let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+                .arg(self.inner.keys.status(TaskStatus::Pending))
+                .arg(&running)
+                .query_async(&mut conn)
+                .await
+                .map_err(error::map)?;
+            let n = scores.iter().filter(|s| s.is_some()).count() as u64;
+            out.processing += n;
+            out.pending = out.pending.saturating_sub(n);
+        }
         Ok(out)
     }
 
+    /// Marks the tasks running and reads their records in one pipeline, no script: their
+    /// earlier marks (`HMGET`), the new mark of each (one `HSET`), then each record. The mark
+    /// comes before the read, so `cancel`, which refuses a marked task, and `begin` are
+    /// ordered: a task cancelled before the mark is read as `cancelled` and skipped; once it
+    /// is marked, the cancel is refused. What is left is rare and one script call: counting a
+    /// redelivered task's earlier attempt, and taking the marks off tasks not started.
     #[tracing::instrument(skip_all, fields(backend = KIND, worker, count = ids.len()))]
     async fn begin(&self, ids: &[TaskId], worker: &str, now: UnixMillis) -> Result<Vec<Begin>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = self.inner.scripts.begin.prepare_invoke();
-        inv.arg(self.inner.keys.prefix()).arg(worker).arg(now);
+        let keys = &self.inner.keys;
+        let running = keys.running();
+        let mark = format!("{now}|{worker}");
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(&running);
         for id in ids {
-            inv.arg(id.as_str());
+            pipe.arg(id.as_str());
+        }
+        pipe.cmd("HSET").arg(&running);
+        for id in ids {
+            pipe.arg(id.as_str()).arg(&mark);
+        }
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(keys.task(id.as_str()))
+                .arg(&codec::BEGIN_FIELDS[..]);
         }
         let what = "begin";
-        let reads = ids.iter().map(|id| {
-            let mut cmd = redis::cmd("HMGET");
-            cmd.arg(self.inner.keys.task(id.as_str()))
-                .arg(&codec::BEGIN_FIELDS[..]);
-            cmd
-        });
-        let mut replies = self
-            .run_then_read(&inv, reads)
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.inner.conn.shared())
             .await
-            .map_err(error::map)?
-            .into_iter();
-        let answers = reply::array(replies.next().unwrap_or(Value::Nil), what)?;
-        if answers.len() != ids.len() || replies.len() != ids.len() {
-            return Err(error::unexpected(what, answers));
+            .map_err(error::map)?;
+        let mut replies = replies.into_iter();
+        let earlier = reply::array(replies.next().unwrap_or(Value::Nil), what)?;
+        replies.next(); // the HSET's count
+        if earlier.len() != ids.len() || replies.len() != ids.len() {
+            return Err(error::unexpected(what, "a reply per task"));
         }
         let mut out = Vec::with_capacity(ids.len());
-        for ((id, answer), record) in ids.iter().zip(answers).zip(replies) {
-            // The attempt (an integer) when it runs, its status (a string) when it does not.
-            if let Value::Int(attempts) = answer {
-                let values = reply::array(record, what)?;
-                let text: Vec<Option<&str>> = values
+        let (mut redelivered, mut not_started) = (Vec::new(), Vec::new());
+        for ((id, earlier), record) in ids.iter().zip(earlier).zip(replies) {
+            let values = reply::array(record, what)?;
+            let text: Vec<Option<&str>> = values
+                .iter()
+                .map(|v| match v {
+                    Value::BulkString(b) => std::str::from_utf8(b).ok(),
+                    _ => None,
+                })
+                .collect();
+            let field = |name: &str| {
+                codec::BEGIN_FIELDS
                     .iter()
-                    .map(|v| match v {
-                        Value::BulkString(b) => std::str::from_utf8(b).ok(),
-                        _ => None,
-                    })
-                    .collect();
-                if text.first().is_none_or(Option::is_none) {
-                    // Deleted right after it was started (a purge): nothing to run.
-                    out.push(Begin::Skip {
-                        id: id.clone(),
-                        status: None,
-                    });
+                    .position(|f| *f == name)
+                    .and_then(|i| text.get(i).copied().flatten())
+            };
+            let status = match field("status") {
+                None => None,
+                Some("pending" | "processing") => {
+                    let mut task = codec::decode_with(|name| match name {
+                        "id" => Some(id.as_str()),
+                        _ => field(name),
+                    })?;
+                    // A task marked before was running (a redelivery): that attempt counts.
+                    // (An older version's `processing` record with no mark counted it.)
+                    let again = earlier != Value::Nil;
+                    if again {
+                        redelivered.push(id.as_str());
+                    }
+                    task.status = TaskStatus::Processing;
+                    task.attempts += u32::from(again) + 1;
+                    task.started_at = Some(now);
+                    task.worker = Some(worker.to_owned());
+                    out.push(Begin::Run(task));
                     continue;
                 }
-                let mut task = codec::decode_with(|name| match name {
-                    "id" => Some(id.as_str()),
-                    "status" => Some("processing"),
-                    "attempts" => Some("0"),
-                    _ => codec::BEGIN_FIELDS
-                        .iter()
-                        .position(|f| *f == name)
-                        .and_then(|i| text.get(i).copied().flatten()),
-                })?;
-                // The script's decision is the attempt; the record was read just after it.
-                task.status = TaskStatus::Processing;
-                task.attempts = u32::try_from(attempts)
-                    .map_err(|_| error::unexpected(what, "a negative attempt count"))?;
-                task.started_at = Some(now);
-                task.worker = Some(worker.to_owned());
-                out.push(Begin::Run(task));
-            } else {
-                let status = reply::string(&answer, what)?;
-                let status = if status.is_empty() {
-                    None
-                } else {
-                    Some(status.parse()?)
-                };
-                out.push(Begin::Skip {
-                    id: id.clone(),
-                    status,
-                });
-            }
+                Some(s) => Some(s.parse()?),
+            };
+            not_started.push(id.as_str());
+            out.push(Begin::Skip {
+                id: id.clone(),
+                status,
+            });
+        }
+        if !redelivered.is_empty() || !not_started.is_empty() {
+            let mut inv = self.inner.scripts.begin_settle.prepare_invoke();
+            inv.arg(keys.prefix())
+                .arg(&mark)
+                .arg(redelivered.len())
+                .arg(&redelivered)
+                .arg(&not_started);
+            self.run(&inv).await.map_err(error::map)?;
         }
         Ok(out)
     }
@@ -379,7 +496,10 @@ impl StateStore for RedisBackend {
                 .arg(outcome)
                 .arg(c.at)
                 .arg(data)
-                .arg(run_at);
+                .arg(run_at)
+                .arg(c.attempts)
+                .arg(c.started_at.map(|t| t.to_string()).unwrap_or_default())
+                .arg(c.worker.as_deref().unwrap_or_default());
         }
         self.run(&inv).await.map_err(error::map)?;
         Ok(())
@@ -491,4 +611,28 @@ impl StateStore for RedisBackend {
             .unwrap_or(0)
             .max(0) as u64)
     }
+}
+
+/// The start time and worker of a mark (`started_at|worker`).
+fn split_mark(mark: &str) -> Option<(UnixMillis, &str)> {
+    let (started, worker) = mark.split_once('|')?;
+    Some((started.parse().ok()?, worker))
+}
+
+/// The task of a record as it runs, if it does: a `pending` record (or an older version's
+/// `processing` one) with a mark is `processing`, in the attempt after those it counts.
+fn running_task(fields: &HashMap<String, String>, mark: Option<&str>) -> Result<Option<Task>> {
+    let Some((started_at, worker)) = mark.and_then(split_mark) else {
+        return Ok(None);
+    };
+    let status = fields.get("status").map(String::as_str);
+    if !matches!(status, Some("pending" | "processing")) {
+        return Ok(None);
+    }
+    let mut task = codec::decode_task(fields)?;
+    task.status = TaskStatus::Processing;
+    task.attempts += 1;
+    task.started_at = Some(started_at);
+    task.worker = Some(worker.to_owned());
+    Ok(Some(task))
 }
