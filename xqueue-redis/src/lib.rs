@@ -64,6 +64,7 @@ mod groups;
 mod keys;
 mod limiter;
 mod reply;
+mod running;
 mod scripts;
 mod state;
 

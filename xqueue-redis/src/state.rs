@@ -7,7 +7,6 @@
 //! stays `pending` until the attempt ends; see `state_lib.lua`), so `begin` needs no script:
 //! it marks and reads in one pipeline, the cheapest start Redis allows.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +22,7 @@ use crate::codec;
 use crate::entries;
 use crate::error::{self, KIND};
 use crate::reply;
+use crate::running::running_task;
 
 /// Tasks looked at per script call by the "all" forms of `requeue_failed` and `purge_failed`.
 const SWEEP_BATCH: usize = 1000;
@@ -37,69 +37,6 @@ impl RedisBackend {
             .into_iter()
             .map(|f| self.task_from(f, what))
             .collect()
-    }
-
-    /// The records of `ids` (empty maps for those that do not exist) and their marks, in one
-    /// round trip.
-    async fn records_with_marks(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<(HashMap<String, String>, Option<String>)>> {
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HGETALL").arg(self.inner.keys.task(id));
-        }
-        pipe.cmd("HMGET").arg(self.inner.keys.running()).arg(ids);
-        let mut replies: Vec<Value> = pipe
-            .query_async(&mut self.inner.conn.shared())
-            .await
-            .map_err(error::map)?;
-        let what = "records";
-        let marks = reply::array(replies.pop().unwrap_or(Value::Nil), what)?;
-        if replies.len() != ids.len() || marks.len() != ids.len() {
-            return Err(error::unexpected(what, "a reply per task"));
-        }
-        replies
-            .into_iter()
-            .zip(marks)
-            .map(|(fields, mark)| {
-                let mark = match mark {
-                    Value::Nil => None,
-                    m => Some(reply::string(&m, what)?),
-                };
-                Ok((reply::field_map(fields, what)?, mark))
-            })
-            .collect()
-    }
-
-    /// Up to `limit` running tasks, earliest started first.
-    async fn list_running(&self, limit: usize) -> Result<Vec<Task>> {
-        let marks: Vec<(String, String)> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.running())
-            .query_async(&mut self.inner.conn.shared())
-            .await
-            .map_err(error::map)?;
-        let mut marks: Vec<(UnixMillis, String, String)> = marks
-            .into_iter()
-            .filter_map(|(id, mark)| {
-                let (started, _) = split_mark(&mark)?;
-                Some((started, id, mark))
-            })
-            .collect();
-        marks.sort();
-        let mut out = Vec::with_capacity(limit.min(marks.len()));
-        for page in marks.chunks(limit) {
-            let ids: Vec<String> = page.iter().map(|(_, id, _)| id.clone()).collect();
-            for (fields, mark) in self.records_with_marks(&ids).await? {
-                if let Some(task) = running_task(&fields, mark.as_deref())? {
-                    out.push(task);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Runs one of the "ids or all" sweeps; returns how many tasks it changed.
@@ -611,28 +548,4 @@ impl StateStore for RedisBackend {
             .unwrap_or(0)
             .max(0) as u64)
     }
-}
-
-/// The start time and worker of a mark (`started_at|worker`).
-fn split_mark(mark: &str) -> Option<(UnixMillis, &str)> {
-    let (started, worker) = mark.split_once('|')?;
-    Some((started.parse().ok()?, worker))
-}
-
-/// The task of a record as it runs, if it does: a `pending` record (or an older version's
-/// `processing` one) with a mark is `processing`, in the attempt after those it counts.
-fn running_task(fields: &HashMap<String, String>, mark: Option<&str>) -> Result<Option<Task>> {
-    let Some((started_at, worker)) = mark.and_then(split_mark) else {
-        return Ok(None);
-    };
-    let status = fields.get("status").map(String::as_str);
-    if !matches!(status, Some("pending" | "processing")) {
-        return Ok(None);
-    }
-    let mut task = codec::decode_task(fields)?;
-    task.status = TaskStatus::Processing;
-    task.attempts += 1;
-    task.started_at = Some(started_at);
-    task.worker = Some(worker.to_owned());
-    Ok(Some(task))
 }
