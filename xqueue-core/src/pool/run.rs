@@ -127,8 +127,17 @@ pub(crate) async fn completer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiv
     let mut batch = Vec::with_capacity(512);
     let mut backoff = ErrorBackoff::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
-        let completions: Vec<Completion> =
-            batch.iter().filter_map(|d| d.completion.clone()).collect();
+        // Taken apart by value: nothing of a batch is copied on the way to the backends.
+        let mut completions = Vec::with_capacity(batch.len());
+        let mut receipts = Vec::with_capacity(batch.len());
+        let mut permits: HashMap<String, u32> = HashMap::new();
+        for done in batch.drain(..) {
+            completions.extend(done.completion);
+            receipts.push(done.receipt);
+            if done.permit {
+                *permits.entry(done.task_type).or_default() += 1;
+            }
+        }
         if !completions.is_empty() {
             while let Err(e) = engine.backends.state.complete(&completions).await {
                 let pause = backoff.next();
@@ -136,30 +145,24 @@ pub(crate) async fn completer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiv
                 tokio::time::sleep(pause).await;
             }
         }
-        let receipts: Vec<Receipt> = batch.iter().map(|d| d.receipt.clone()).collect();
         while let Err(e) = engine.backends.queue.ack(&engine.consumer, &receipts).await {
             let pause = backoff.next();
             tracing::warn!(error = %e, ?pause, "could not ack; retrying");
             tokio::time::sleep(pause).await;
         }
-        let mut permits: HashMap<&str, u32> = HashMap::new();
-        for d in batch.iter().filter(|d| d.permit) {
-            *permits.entry(d.task_type.as_str()).or_default() += 1;
-        }
         for (task_type, n) in permits {
             if let Err(e) = engine
                 .backends
                 .limiter
-                .release(task_type, &engine.consumer.name, n)
+                .release(&task_type, &engine.consumer.name, n)
                 .await
             {
                 tracing::warn!(%task_type, error = %e, "could not release permits; they expire with the lease");
             }
-            if let Some(lane) = engine.lane(task_type) {
+            if let Some(lane) = engine.lane(&task_type) {
                 lane.permit_freed.notify_waiters();
             }
         }
         backoff.reset();
-        batch.clear();
     }
 }
