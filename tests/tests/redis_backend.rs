@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use xqueue_core::{
-    ConcurrencyLimiter, Consumer, Error, QueueBackend, QueueName, Receipt, StateStore,
+    ConcurrencyLimiter, Consumer, Error, Message, QueueBackend, QueueName, Receipt, StateStore,
+    TaskId,
 };
 use xqueue_redis::{RedisBackend, RedisConfig};
 use xqueue_tests::queue::{fetch_req, messages, receipts};
@@ -146,6 +147,62 @@ async fn nack_and_reclaim_count_deliveries() {
         tag: "not-an-id".into(),
     };
     assert_eq!(backend.ack(&a, &[bogus]).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn entries_carry_one_packed_field_and_older_entries_still_deliver() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let q = QueueName::raw("packed.normal");
+    let c = Consumer::new("g", "c");
+    let stream = format!("{prefix}:stream:{q}");
+    let sent = messages(1);
+    backend.publish(&q, &sent).await.unwrap();
+
+    // A new entry holds the message as one field.
+    let mut raw = server.raw().await;
+    let range: redis::streams::StreamRangeReply = raw.xrange_all(&stream).await.unwrap();
+    let fields: Vec<&str> = range.ids[0].map.keys().map(String::as_str).collect();
+    assert_eq!(fields, ["msg"]);
+
+    // An entry of an earlier version (four fields; a nacked copy's deliveries), and one no
+    // version can read.
+    let old = TaskId::generate();
+    let _: String = raw
+        .xadd(
+            &stream,
+            "*",
+            &[
+                ("task_id", old.as_str()),
+                ("task_type", "t"),
+                ("priority", "3"),
+                ("enqueued_at", "1700000000000"),
+                ("deliveries", "2"),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: String = raw
+        .xadd(&stream, "*", &[("msg", "not|a|message")])
+        .await
+        .unwrap();
+
+    let got = backend.fetch(&fetch_req(&c, &q, 10, 0)).await.unwrap();
+    assert_eq!(got.len(), 2, "the undecodable entry is not delivered");
+    assert_eq!((&got[0].message, got[0].delivery_count), (&sent[0], 1));
+    let earlier = Message {
+        task_id: old,
+        task_type: "t".into(),
+        priority: 3,
+        enqueued_at: 1_700_000_000_000,
+    };
+    assert_eq!((&got[1].message, got[1].delivery_count), (&earlier, 3));
+    // The undecodable entry was acked, so it is not redelivered forever.
+    let pending: redis::streams::StreamPendingReply = raw.xpending(&stream, "g").await.unwrap();
+    assert_eq!(pending.count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

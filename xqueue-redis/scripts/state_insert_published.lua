@@ -77,8 +77,9 @@ local taken, attempts = read[1][2], {}
 for _, e in ipairs(taken) do
   local fields, id = e[2], nil
   for i = 1, #fields, 2 do
-    if fields[i] == 'task_id' then
-      id = fields[i + 1]
+    if fields[i] == 'msg' then
+      -- `{task_id}|{priority}|{enqueued_at}|{task_type}` (codec.rs)
+      id = string.match(fields[i + 1], '^[^|]*')
     end
   end
   local n = 0

@@ -148,7 +148,9 @@ impl QueueBackend for RedisBackend {
         }
         let max_len = self.inner.config.max_len;
         let mut inv = self.inner.scripts.publish.prepare_invoke();
-        inv.key(self.inner.keys.stream(queue)).arg(max_len).arg(4);
+        inv.key(self.inner.keys.stream(queue))
+            .arg(max_len)
+            .arg(codec::MESSAGE_PAIRS);
         for m in messages {
             inv.arg(&codec::message_fields(m)[..]);
         }

@@ -126,7 +126,7 @@ impl StateStore for RedisBackend {
         inv.arg(self.inner.keys.prefix())
             .arg(max_len)
             .arg(fields_per_task)
-            .arg(codec::message_fields(&tasks[0].message()).len() / 2);
+            .arg(codec::MESSAGE_PAIRS);
         let mut streams: Vec<(QueueName, String)> = Vec::new();
         let mut stream_of = |queue: QueueName, inv: &mut redis::ScriptInvocation| {
             match streams.iter().position(|(q, _)| *q == queue) {
