@@ -123,6 +123,24 @@ pub(crate) const BEGIN_FIELDS: [&str; 10] = [
     "last_error",
 ];
 
+/// Where `name` is in [`BEGIN_FIELDS`] (a `match`, not a search: `begin` asks for every field of
+/// every task it starts).
+pub(crate) fn begin_field(name: &str) -> Option<usize> {
+    Some(match name {
+        "status" => 0,
+        "attempts" => 1,
+        "type" => 2,
+        "payload" => 3,
+        "priority" => 4,
+        "max_retries" => 5,
+        "timeout_ms" => 6,
+        "created_at" => 7,
+        "run_at" => 8,
+        "last_error" => 9,
+        _ => return None,
+    })
+}
+
 /// Reads a task record from `get`, which answers a field's value by name.
 pub(crate) fn decode_with<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Task> {
     let id_hint = get("id").unwrap_or_default().to_owned();
@@ -262,6 +280,15 @@ mod tests {
             );
         }
         assert!(decode_pairs(&[]).is_err(), "an empty entry must not decode");
+    }
+
+    #[test]
+    fn begin_field_finds_each_field_where_begin_reads_it() {
+        for (i, name) in BEGIN_FIELDS.iter().enumerate() {
+            assert_eq!(begin_field(name), Some(i), "{name}");
+        }
+        assert_eq!(begin_field("id"), None);
+        assert_eq!(begin_field("worker"), None);
     }
 
     #[test]

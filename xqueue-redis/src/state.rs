@@ -360,18 +360,9 @@ impl StateStore for RedisBackend {
         let (mut redelivered, mut not_started) = (Vec::new(), Vec::new());
         for ((id, earlier), record) in ids.iter().zip(earlier).zip(replies) {
             let values = reply::array(record, what)?;
-            let text: Vec<Option<&str>> = values
-                .iter()
-                .map(|v| match v {
-                    Value::BulkString(b) => std::str::from_utf8(b).ok(),
-                    _ => None,
-                })
-                .collect();
-            let field = |name: &str| {
-                codec::BEGIN_FIELDS
-                    .iter()
-                    .position(|f| *f == name)
-                    .and_then(|i| text.get(i).copied().flatten())
+            let field = |name: &str| match values.get(codec::begin_field(name)?) {
+                Some(Value::BulkString(b)) => std::str::from_utf8(b).ok(),
+                _ => None,
             };
             let status = match field("status") {
                 None => None,
