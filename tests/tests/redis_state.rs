@@ -131,6 +131,110 @@ async fn a_running_task_is_processing_by_its_mark_until_its_attempt_is_recorded_
     assert_eq!(backend.counts().await.unwrap().processing, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_pack_their_fixed_fields_and_older_records_still_run() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let mut task = pending_task("packed", 1);
+    task.timeout_ms = Some(2500);
+    backend.insert(std::slice::from_ref(&task)).await.unwrap();
+    let key = format!("{prefix}:task:{}", task.id);
+    let fields: Vec<String> = raw.hkeys(&key).await.unwrap();
+    assert!(fields.contains(&"spec".to_string()), "{fields:?}");
+    for apart in [
+        "type",
+        "priority",
+        "max_retries",
+        "timeout_ms",
+        "created_at",
+    ] {
+        assert!(
+            !fields.contains(&apart.to_string()),
+            "{apart} is packed: {fields:?}"
+        );
+    }
+    let first = run_one(&backend, &task.id, "w1", 1_700_000_000_000).await;
+    let expect = |t: &xqueue_core::Task| {
+        (
+            t.task_type.clone(),
+            t.payload.clone(),
+            t.priority,
+            t.max_retries,
+            t.timeout_ms,
+            t.created_at,
+        )
+    };
+    assert_eq!(expect(&first), expect(&task));
+
+    // A record of an earlier version: the same fields apart, no `spec`. It is read, begun
+    // (with its scheduled run_at and last error) and finished like any other.
+    let old = TaskId::generate();
+    let old_key = format!("{prefix}:task:{old}");
+    let _: () = raw
+        .hset_multiple(
+            &old_key,
+            &[
+                ("id", old.as_str()),
+                ("type", "legacy"),
+                ("payload", r#"{"n":7}"#),
+                ("priority", "8"),
+                ("max_retries", "4"),
+                ("timeout_ms", ""),
+                ("created_at", "1600000000000"),
+                ("status", "pending"),
+                ("attempts", "1"),
+                ("run_at", "1600000000500"),
+                ("started_at", ""),
+                ("finished_at", ""),
+                ("last_error", "boom"),
+                ("result", ""),
+                ("worker", ""),
+            ],
+        )
+        .await
+        .unwrap();
+    let _: () = raw
+        .zadd(
+            format!("{prefix}:status:pending"),
+            old.as_str(),
+            1_600_000_000_000u64,
+        )
+        .await
+        .unwrap();
+    let stored = backend.get(&old).await.unwrap().unwrap();
+    assert_eq!((stored.task_type.as_str(), stored.priority), ("legacy", 8));
+    let began = run_one(&backend, &old, "w1", 1_700_000_000_000).await;
+    assert_eq!(
+        (
+            began.task_type.as_str(),
+            began.payload.clone(),
+            began.priority,
+            began.max_retries,
+            began.timeout_ms,
+            began.created_at,
+        ),
+        (
+            "legacy",
+            serde_json::json!({"n": 7}),
+            8,
+            4,
+            None,
+            1_600_000_000_000
+        )
+    );
+    assert_eq!(began.attempts, 2);
+    assert_eq!(began.run_at, Some(1_600_000_000_500));
+    assert_eq!(began.last_error.as_deref(), Some("boom"));
+    backend.complete(&[success(&began)]).await.unwrap();
+    let done = backend.get(&old).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempts), (TaskStatus::Success, 2));
+    assert_eq!(done.task_type, "legacy");
+}
+
 /// Begins `id` as `worker` at `now` and returns the task, which must run.
 async fn run_one(
     backend: &xqueue_redis::RedisBackend,

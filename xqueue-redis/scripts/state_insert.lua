@@ -27,7 +27,7 @@ for base = 4, #ARGV, per do
   end
   local id = t['id']
   local key = task_key(id)
-  local created = tonumber(t['created_at']) or 0
+  local created = tonumber(spec_created_at(t['spec'])) or 0
   redis.call('HSET', key, unpack(fields))
   set_status(id, key, nil, t['status'], created)
   local due = created + guard

@@ -47,8 +47,8 @@ for base = FIRST, #ARGV, per do
     fields[#fields + 1] = ARGV[i + 1]
     if ARGV[i] == 'id' then
       id = ARGV[i + 1]
-    elseif ARGV[i] == 'created_at' then
-      created = ARGV[i + 1]
+    elseif ARGV[i] == 'spec' then
+      created = spec_created_at(ARGV[i + 1])
     end
   end
   redis.call('HSET', task_key(id), unpack(fields))

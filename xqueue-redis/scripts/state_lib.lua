@@ -18,6 +18,11 @@ local function task_key(id)
   return PREFIX .. ':task:' .. id
 end
 
+-- The created_at of a record's `spec` field (`{created_at}|{priority}|…`, see codec.rs).
+local function spec_created_at(spec)
+  return string.match(spec or '', '^[^|]*')
+end
+
 local function index_key(status)
   return PREFIX .. ':status:' .. status
 end

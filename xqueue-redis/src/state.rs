@@ -367,9 +367,24 @@ impl StateStore for RedisBackend {
             let status = match field("status") {
                 None => None,
                 Some("pending" | "processing") => {
+                    // A record written before the packed spec holds its fields apart (rare).
+                    let legacy: Vec<Option<String>> = if field(codec::F_SPEC).is_none() {
+                        redis::cmd("HMGET")
+                            .arg(keys.task(id.as_str()))
+                            .arg(&codec::SPEC_FIELDS[..])
+                            .query_async(&mut self.inner.conn.shared())
+                            .await
+                            .map_err(error::map)?
+                    } else {
+                        Vec::new()
+                    };
+                    let legacy_field = |name: &str| {
+                        let i = codec::SPEC_FIELDS.iter().position(|f| *f == name)?;
+                        legacy.get(i)?.as_deref()
+                    };
                     let mut task = codec::decode_with(|name| match name {
                         "id" => Some(id.as_str()),
-                        _ => field(name),
+                        _ => field(name).or_else(|| legacy_field(name)),
                     })?;
                     // A task marked before was running (a redelivery): that attempt counts.
                     // (An older version's `processing` record with no mark counted it.)
