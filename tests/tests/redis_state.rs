@@ -235,6 +235,88 @@ async fn records_pack_their_fixed_fields_and_older_records_still_run() {
     assert_eq!(done.task_type, "legacy");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn succeeded_tasks_are_listed_in_order_recorded_beside_an_older_sorted_index() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let tasks: Vec<_> = (0..3).map(|n| pending_task("listed", n)).collect();
+    backend.insert(&tasks).await.unwrap();
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
+    let mut done = Vec::new();
+    for (t, at) in tasks.iter().zip([1_000, 2_000, 3_000]) {
+        let began = run_one(&backend, &t.id, "w", at - 10).await;
+        done.push(xqueue_core::Completion {
+            at,
+            ..success(&began)
+        });
+    }
+    backend.complete(&done).await.unwrap();
+
+    // A task an earlier version recorded as succeeded: in the `success` sorted set.
+    let old = pending_task("listed", 9);
+    backend.insert(std::slice::from_ref(&old)).await.unwrap();
+    let old_key = format!("{prefix}:task:{}", old.id);
+    let _: () = raw
+        .hset_multiple(&old_key, &[("status", "success"), ("finished_at", "500")])
+        .await
+        .unwrap();
+    let _: () = raw
+        .zrem(format!("{prefix}:status:pending"), old.id.as_str())
+        .await
+        .unwrap();
+    let _: () = raw
+        .zadd(format!("{prefix}:status:success"), old.id.as_str(), 500)
+        .await
+        .unwrap();
+
+    let listed: Vec<String> = raw
+        .lrange(format!("{prefix}:succeeded"), 0, -1)
+        .await
+        .unwrap();
+    let as_str = |ids: &[TaskId]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    assert_eq!(listed, as_str(&ids), "appended in the order recorded");
+    let list = |n| {
+        let backend = &backend;
+        async move {
+            let tasks = backend.list(TaskStatus::Success, n).await.unwrap();
+            tasks.into_iter().map(|t| t.id).collect::<Vec<_>>()
+        }
+    };
+    let mut all = vec![old.id.clone()];
+    all.extend(ids.iter().cloned());
+    assert_eq!(list(10).await, all, "the older index first, then the list");
+    assert_eq!(list(2).await, all[..2].to_vec());
+    assert_eq!(backend.counts().await.unwrap().success, 4);
+
+    // Retention takes both, oldest first, and stops at the first task finished after the cutoff.
+    let purged = backend
+        .purge_finished(TaskStatus::Success, 2_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 3);
+    assert_eq!(list(10).await, vec![ids[2].clone()]);
+    assert_eq!(backend.counts().await.unwrap().success, 1);
+    for gone in [&old.id, &ids[0], &ids[1]] {
+        assert!(backend.get(gone).await.unwrap().is_none(), "{gone} purged");
+    }
+    let purged = backend
+        .purge_finished(TaskStatus::Success, 3_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(backend.counts().await.unwrap().success, 0);
+    assert_eq!(
+        raw.llen::<_, u64>(format!("{prefix}:succeeded"))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 /// Begins `id` as `worker` at `now` and returns the task, which must run.
 async fn run_one(
     backend: &xqueue_redis::RedisBackend,

@@ -6,9 +6,10 @@
 -- Returns how many tasks changed.
 --
 -- Two commands per task (HDEL, HSET); the index and schedule updates of the whole batch are
--- one variadic command each. The record leaves `pending` here, not at the start.
+-- one variadic command each (for successes, an append to `{prefix}:succeeded`). The record leaves `pending` here, not at the start.
 local changed = {}
-local entered = { success = {}, failed = {}, retrying = {} }
+local entered = { failed = {}, retrying = {} }
+local succeeded = {}
 local due = {}
 for i = 2, #ARGV, 8 do
   local id, outcome, at, data, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -31,9 +32,13 @@ for i = 2, #ARGV, 8 do
       due[#due + 1] = run_at
       due[#due + 1] = id
     end
-    local list = entered[new]
-    list[#list + 1] = at
-    list[#list + 1] = id
+    if new == 'success' then
+      succeeded[#succeeded + 1] = id
+    else
+      local list = entered[new]
+      list[#list + 1] = at
+      list[#list + 1] = id
+    end
     changed[#changed + 1] = id
   end
 end
@@ -43,5 +48,6 @@ bulk('ZREM', index_key('processing'), changed)
 for status, list in pairs(entered) do
   bulk('ZADD', index_key(status), list)
 end
+bulk('RPUSH', SUCCEEDED, succeeded)
 bulk('ZADD', SCHEDULE, due)
 return #changed

@@ -3,7 +3,10 @@
 -- stand for "none"; `{prefix}:status:{status}` indexes tasks by status, scored by when they
 -- entered it (for finished statuses: when they finished); `{prefix}:schedule` holds tasks by
 -- due time; `{prefix}:running` maps each task an attempt is running to the attempt's mark,
--- `started_at|worker`.
+-- `started_at|worker`. Tasks that succeeded are the exception: they are listed in
+-- `{prefix}:succeeded`, in the order their outcomes were recorded (an append costs Redis a
+-- tenth of a sorted-set insert, and success is the outcome of almost every attempt); the
+-- `success` sorted set holds only those recorded by versions before it, read until purged.
 --
 -- A task is `processing` while it has a mark: its record keeps the status it had (`pending`)
 -- and stays in the `pending` index until the attempt ends, and `attempts` on the record counts
@@ -13,6 +16,7 @@
 local PREFIX = ARGV[1]
 local SCHEDULE = PREFIX .. ':schedule'
 local RUNNING = PREFIX .. ':running'
+local SUCCEEDED = PREFIX .. ':succeeded'
 
 local function task_key(id)
   return PREFIX .. ':task:' .. id

@@ -3,8 +3,9 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{prefix}:stream:{queue}` | stream | a queue's messages; one consumer group per group name |
-//! | `{prefix}:task:{id}` | hash | a task record (one field per [`xqueue_core::Task`] field) |
-//! | `{prefix}:status:{status}` | sorted set | task ids in a status; score: when it entered the status |
+//! | `{prefix}:task:{id}` | hash | a task record (one field per [`xqueue_core::Task`] field, but the fixed ones packed in `spec`) |
+//! | `{prefix}:status:{status}` | sorted set | task ids in a status; score: when it entered the status (`success`: only tasks recorded by versions before `succeeded`) |
+//! | `{prefix}:succeeded` | list | ids of the tasks that succeeded, in the order recorded |
 //! | `{prefix}:schedule` | sorted set | task ids waiting for their run time; score: when due |
 //! | `{prefix}:limits` | hash | task type → concurrency limit |
 //! | `{prefix}:permits:{type}` | hash | holder → permits of that type it holds |
@@ -52,6 +53,11 @@ impl Keys {
     /// The index of a status.
     pub(crate) fn status(&self, status: xqueue_core::TaskStatus) -> String {
         format!("{}:status:{}", self.prefix, status.as_str())
+    }
+
+    /// The tasks that succeeded, in the order recorded (see `scripts/state_lib.lua`).
+    pub(crate) fn succeeded(&self) -> String {
+        format!("{}:succeeded", self.prefix)
     }
 
     /// The limits hash.

@@ -28,6 +28,40 @@ use crate::running::running_task;
 const SWEEP_BATCH: usize = 1000;
 
 impl RedisBackend {
+    /// Ids `offset..offset + count` of `status`'s index, oldest first. For `success` that is
+    /// the sorted set (tasks recorded by versions before the `succeeded` list), then the list.
+    async fn index_page(
+        &self,
+        status: TaskStatus,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>> {
+        let keys = &self.inner.keys;
+        let mut conn = self.inner.conn.shared();
+        let (mut ids, sorted): (Vec<String>, usize) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(keys.status(status))
+            .arg(offset)
+            .arg(offset + count - 1)
+            .cmd("ZCARD")
+            .arg(keys.status(status))
+            .query_async(&mut conn)
+            .await
+            .map_err(error::map)?;
+        let end = (offset + count).saturating_sub(sorted);
+        if status == TaskStatus::Success && ids.len() < count && end > 0 {
+            let listed: Vec<String> = redis::cmd("LRANGE")
+                .arg(keys.succeeded())
+                .arg(offset.saturating_sub(sorted))
+                .arg(end - 1)
+                .query_async(&mut conn)
+                .await
+                .map_err(error::map)?;
+            ids.extend(listed);
+        }
+        Ok(ids)
+    }
+
     fn task_from(&self, fields: Value, what: &str) -> Result<Task> {
         codec::decode_task(&reply::field_map(fields, what)?)
     }
@@ -245,17 +279,11 @@ impl StateStore for RedisBackend {
         let mut out = Vec::new();
         let mut offset = 0;
         loop {
-            let ids: Vec<String> = redis::cmd("ZRANGE")
-                .arg(self.inner.keys.status(status))
-                .arg(offset)
-                .arg(offset + limit as i64 - 1)
-                .query_async(&mut self.inner.conn.shared())
-                .await
-                .map_err(error::map)?;
+            let ids = self.index_page(status, offset, limit).await?;
             if ids.is_empty() {
                 return Ok(out);
             }
-            offset += ids.len() as i64;
+            offset += ids.len();
             for (fields, mark) in self.records_with_marks(&ids).await? {
                 // A task deleted since the index was read is skipped; one that changed status
                 // since, or that runs (a `pending` record with a mark), is left out too, so
@@ -282,25 +310,29 @@ impl StateStore for RedisBackend {
         for status in TaskStatus::ALL {
             pipe.cmd("ZCARD").arg(self.inner.keys.status(status));
         }
+        pipe.cmd("LLEN").arg(self.inner.keys.succeeded());
         pipe.cmd("HKEYS").arg(self.inner.keys.running());
         let mut conn = self.inner.conn.shared();
-        let (counts, running): (Vec<u64>, Vec<String>) = {
+        let (counts, succeeded, running): (Vec<u64>, u64, Vec<String>) = {
             let mut replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(error::map)?;
             let what = "counts";
             let running = reply::array(replies.pop().unwrap_or(Value::Nil), what)?
                 .iter()
                 .map(|v| reply::string(v, what))
                 .collect::<Result<_>>()?;
-            let counts = replies
+            let mut counts = replies
                 .iter()
                 .map(|v| reply::int(v, what).map(|n| n.max(0) as u64))
-                .collect::<Result<_>>()?;
-            (counts, running)
+                .collect::<Result<Vec<_>>>()?;
+            let succeeded = counts.pop().unwrap_or(0);
+            (counts, succeeded, running)
         };
         let mut out = StatusCounts::default();
         for (status, n) in TaskStatus::ALL.into_iter().zip(counts) {
             *out.get_mut(status) = n;
         }
+        // Succeeded tasks are listed apart (the sorted set holds those of earlier versions).
+        out.success += succeeded;
         if !running.is_empty() {
             // Running tasks are `pending` records with a mark (a mark on anything else is one
             // `begin` is about to take off).
