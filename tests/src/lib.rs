@@ -8,3 +8,4 @@ pub mod docker;
 pub mod kafka;
 pub mod queue;
 pub mod redis;
+pub mod state;
