@@ -6,7 +6,8 @@
 -- Returns how many tasks changed.
 --
 -- Two commands per task (HDEL, HSET); the index and schedule updates of the whole batch are
--- one variadic command each (for successes, an append to `{prefix}:succeeded`). The record leaves `pending` here, not at the start.
+-- one variadic command each (for successes, an append to `{prefix}:succeeded`). The record
+-- leaves `pending` here, not at the start.
 local changed = {}
 local entered = { failed = {}, retrying = {} }
 local succeeded = {}

@@ -5,7 +5,7 @@
 -- due time; `{prefix}:running` maps each task an attempt is running to the attempt's mark,
 -- `started_at|worker`. Tasks that succeeded are the exception: they are listed in
 -- `{prefix}:succeeded`, in the order their outcomes were recorded (an append costs Redis a
--- tenth of a sorted-set insert, and success is the outcome of almost every attempt); the
+-- twentieth of a sorted-set insert, and success is the outcome of almost every attempt); the
 -- `success` sorted set holds only those recorded by versions before it, read until purged.
 --
 -- A task is `processing` while it has a mark: its record keeps the status it had (`pending`)
