@@ -166,18 +166,17 @@ struct Spec<'a> {
 
 impl<'a> Spec<'a> {
     fn read(get: &impl Fn(&str) -> Option<&'a str>) -> std::result::Result<Self, String> {
-        let parts: Vec<&'a str> = match get(F_SPEC) {
+        // Split in place (no allocation): `begin` reads a spec for every task it starts.
+        let parts: [&'a str; SPEC_FIELDS.len()] = match get(F_SPEC) {
             Some(packed) => {
-                let parts: Vec<&str> = packed.splitn(SPEC_FIELDS.len(), '|').collect();
-                if parts.len() != SPEC_FIELDS.len() {
+                let mut split = packed.splitn(SPEC_FIELDS.len(), '|');
+                let parts = SPEC_FIELDS.map(|_| split.next());
+                if parts.iter().any(Option::is_none) {
                     return Err(format!("field {F_SPEC:?} has invalid value {packed:?}"));
                 }
-                parts
+                parts.map(Option::unwrap_or_default)
             }
-            None => SPEC_FIELDS
-                .iter()
-                .map(|name| get(name).unwrap_or_default())
-                .collect(),
+            None => SPEC_FIELDS.map(|name| get(name).unwrap_or_default()),
         };
         let missing = |i: usize| -> std::result::Result<&'a str, String> {
             Some(parts[i])

@@ -399,20 +399,23 @@ impl StateStore for RedisBackend {
             let status = match field("status") {
                 None => None,
                 Some("pending" | "processing") => {
-                    // A record written before the packed spec holds its fields apart (rare).
-                    let legacy: Vec<Option<String>> = if field(codec::F_SPEC).is_none() {
-                        redis::cmd("HMGET")
-                            .arg(keys.task(id.as_str()))
-                            .arg(&codec::SPEC_FIELDS[..])
-                            .query_async(&mut self.inner.conn.shared())
-                            .await
-                            .map_err(error::map)?
-                    } else {
-                        Vec::new()
+                    // A record written before the packed spec holds its fields apart (rare):
+                    // read them, and look them up only for such a record.
+                    let legacy: Option<Vec<Option<String>>> = match field(codec::F_SPEC) {
+                        Some(_) => None,
+                        None => Some(
+                            redis::cmd("HMGET")
+                                .arg(keys.task(id.as_str()))
+                                .arg(&codec::SPEC_FIELDS[..])
+                                .query_async(&mut self.inner.conn.shared())
+                                .await
+                                .map_err(error::map)?,
+                        ),
                     };
                     let legacy_field = |name: &str| {
+                        let values = legacy.as_ref()?;
                         let i = codec::SPEC_FIELDS.iter().position(|f| *f == name)?;
-                        legacy.get(i)?.as_deref()
+                        values.get(i)?.as_deref()
                     };
                     let mut task = codec::decode_with(|name| match name {
                         "id" => Some(id.as_str()),
