@@ -91,8 +91,7 @@ pub(crate) fn running_task(
     let Some((started_at, worker)) = mark.and_then(split_mark) else {
         return Ok(None);
     };
-    let status = fields.get("status").map(String::as_str);
-    if !matches!(status, Some("pending" | "processing")) {
+    if !runs(fields, mark) {
         return Ok(None);
     }
     let mut task = codec::decode_task(fields)?;
@@ -101,4 +100,10 @@ pub(crate) fn running_task(
     task.started_at = Some(started_at);
     task.worker = Some(worker.to_owned());
     Ok(Some(task))
+}
+
+/// Whether a record with `mark` is running (see [`running_task`]), without decoding it.
+pub(crate) fn runs(fields: &HashMap<String, String>, mark: Option<&str>) -> bool {
+    let status = fields.get("status").map(String::as_str);
+    mark.and_then(split_mark).is_some() && matches!(status, Some("pending" | "processing"))
 }

@@ -22,7 +22,7 @@ use crate::codec;
 use crate::entries;
 use crate::error::{self, KIND};
 use crate::reply;
-use crate::running::running_task;
+use crate::running::{running_task, runs};
 
 /// Tasks looked at per script call by the "all" forms of `requeue_failed` and `purge_failed`.
 const SWEEP_BATCH: usize = 1000;
@@ -292,7 +292,7 @@ impl StateStore for RedisBackend {
                     continue;
                 }
                 let task = codec::decode_task(&fields)?;
-                if task.status == status && running_task(&fields, mark.as_deref())?.is_none() {
+                if task.status == status && !runs(&fields, mark.as_deref()) {
                     out.push(task);
                     if out.len() == limit {
                         return Ok(out);

@@ -325,8 +325,8 @@ impl Engine {
     }
 }
 
-/// The completion a finished attempt sends to the completer.
-/// The end of `task`'s attempt (the task as `begin` returned it), ending now.
+/// The completion a finished attempt sends to the completer: the end, now, of `task`'s attempt
+/// (the task as `begin` returned it).
 pub(crate) fn completion(task: &Task, outcome: crate::state::Outcome) -> Completion {
     Completion {
         id: task.id.clone(),
