@@ -139,6 +139,17 @@ async fn dispatch(
                 _ = stop.cancelled() => return,
             }
         }
+        if engine.completer_behind() {
+            // Let the completer catch up before beginning more.
+            let recorded = engine.recorded.notified();
+            if engine.completer_behind() {
+                tokio::select! {
+                    _ = recorded => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            continue;
+        }
         let in_flight = tokio::select! {
             p = begins.clone().acquire_owned() => match p {
                 Ok(p) => p,

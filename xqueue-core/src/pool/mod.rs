@@ -11,9 +11,11 @@ mod dispatch;
 mod lane;
 mod run;
 mod submit;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +69,10 @@ pub(crate) struct Engine {
     pub running_changed: Notify,
     pub done_tx: Mutex<Option<mpsc::UnboundedSender<Done>>>,
     pub done_rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
+    /// Deliveries sent to the completer and not yet recorded and acked.
+    pub unrecorded: AtomicUsize,
+    /// Notified each time the completer has recorded a batch.
+    pub recorded: Notify,
     /// Submitted tasks whose publish guard can be lifted.
     pub to_release: Mutex<Vec<TaskId>>,
     /// Background loops, aborted if the manager is dropped without shutdown.
@@ -102,6 +108,8 @@ impl Engine {
             running_changed: Notify::new(),
             done_tx: Mutex::new(Some(tx)),
             done_rx: Mutex::new(Some(rx)),
+            unrecorded: AtomicUsize::new(0),
+            recorded: Notify::new(),
             to_release: Mutex::new(Vec::new()),
             loops: Mutex::new(Vec::new()),
             lane_loops: Mutex::new(Vec::new()),
@@ -159,8 +167,15 @@ impl Engine {
     pub fn send_done(&self, done: Done) {
         if let Some(tx) = lock(&self.done_tx).as_ref() {
             // The receiver lives until the completer ends, which is after the sender is dropped.
+            self.unrecorded.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(done);
         }
+    }
+
+    /// Whether the completer is so far behind that no more tasks should begin until it
+    /// catches up (see [`run::UNRECORDED_MAX`]).
+    pub fn completer_behind(&self) -> bool {
+        self.unrecorded.load(Ordering::Relaxed) >= run::UNRECORDED_MAX
     }
 
     /// Most deliveries `lane` buffers now (see [`Lane::buffer_limit`]).

@@ -119,50 +119,83 @@ async fn attempt(engine: &Engine, lane: &Lane, task: &Task) -> Outcome {
     }
 }
 
+/// Most attempts one batch records.
+const BATCH_MAX: usize = 512;
+
+/// How many finished attempts may wait to be recorded before the lanes stop beginning tasks:
+/// enough for the completer to record full batches, few enough that quick tasks cannot outrun
+/// it. Without it, when handlers finish faster than the state store records (the store's
+/// work is shared between starting and recording), finished tasks pile up unrecorded, still
+/// shown `processing`, and every read of the running tasks grows with them.
+pub(crate) const UNRECORDED_MAX: usize = 4 * BATCH_MAX;
+
 /// Records finished attempts, acks their deliveries and releases their permits, in batches.
 ///
 /// Order per batch: state first, then ack. A crash between the two redelivers the message,
 /// and `begin` then skips the already-finished task: nothing runs twice for that reason.
+///
+/// One batch is on its way at a time, except while the completer is behind (it received a
+/// full batch): then two are. They hold different attempts, so their order does not matter.
+/// While even that does not keep up, the lanes stop beginning tasks ([`UNRECORDED_MAX`]).
+/// The completer ends once every sender is dropped and every batch received is recorded;
+/// aborting it aborts the batches on their way (a crash: their deliveries are redelivered).
 pub(crate) async fn completer(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<Done>) {
-    let mut batch = Vec::with_capacity(512);
+    let mut on_their_way = tokio::task::JoinSet::new();
+    loop {
+        let mut batch = Vec::with_capacity(BATCH_MAX);
+        if rx.recv_many(&mut batch, BATCH_MAX).await == 0 {
+            break;
+        }
+        let behind = batch.len() == BATCH_MAX;
+        on_their_way.spawn(record(engine.clone(), batch));
+        // Keep one batch on its way, or two while behind.
+        while on_their_way.len() > usize::from(behind) {
+            on_their_way.join_next().await;
+        }
+    }
+    while on_their_way.join_next().await.is_some() {}
+}
+
+/// Records one batch: outcomes, then acks, then permits; retries each step until it succeeds.
+async fn record(engine: Arc<Engine>, batch: Vec<Done>) {
+    let n = batch.len();
     let mut backoff = ErrorBackoff::new();
-    while rx.recv_many(&mut batch, 512).await > 0 {
-        // Taken apart by value: nothing of a batch is copied on the way to the backends.
-        let mut completions = Vec::with_capacity(batch.len());
-        let mut receipts = Vec::with_capacity(batch.len());
-        let mut permits: HashMap<String, u32> = HashMap::new();
-        for done in batch.drain(..) {
-            completions.extend(done.completion);
-            receipts.push(done.receipt);
-            if done.permit {
-                *permits.entry(done.task_type).or_default() += 1;
-            }
+    // Taken apart by value: nothing of a batch is copied on the way to the backends.
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut receipts = Vec::with_capacity(batch.len());
+    let mut permits: HashMap<String, u32> = HashMap::new();
+    for done in batch {
+        completions.extend(done.completion);
+        receipts.push(done.receipt);
+        if done.permit {
+            *permits.entry(done.task_type).or_default() += 1;
         }
-        if !completions.is_empty() {
-            while let Err(e) = engine.backends.state.complete(&completions).await {
-                let pause = backoff.next();
-                tracing::warn!(error = %e, ?pause, "could not record finished tasks; retrying");
-                tokio::time::sleep(pause).await;
-            }
-        }
-        while let Err(e) = engine.backends.queue.ack(&engine.consumer, &receipts).await {
+    }
+    if !completions.is_empty() {
+        while let Err(e) = engine.backends.state.complete(&completions).await {
             let pause = backoff.next();
-            tracing::warn!(error = %e, ?pause, "could not ack; retrying");
+            tracing::warn!(error = %e, ?pause, "could not record finished tasks; retrying");
             tokio::time::sleep(pause).await;
         }
-        for (task_type, n) in permits {
-            if let Err(e) = engine
-                .backends
-                .limiter
-                .release(&task_type, &engine.consumer.name, n)
-                .await
-            {
-                tracing::warn!(%task_type, error = %e, "could not release permits; they expire with the lease");
-            }
-            if let Some(lane) = engine.lane(&task_type) {
-                lane.permit_freed.notify_waiters();
-            }
-        }
-        backoff.reset();
     }
+    while let Err(e) = engine.backends.queue.ack(&engine.consumer, &receipts).await {
+        let pause = backoff.next();
+        tracing::warn!(error = %e, ?pause, "could not ack; retrying");
+        tokio::time::sleep(pause).await;
+    }
+    for (task_type, n) in permits {
+        if let Err(e) = engine
+            .backends
+            .limiter
+            .release(&task_type, &engine.consumer.name, n)
+            .await
+        {
+            tracing::warn!(%task_type, error = %e, "could not release permits; they expire with the lease");
+        }
+        if let Some(lane) = engine.lane(&task_type) {
+            lane.permit_freed.notify_waiters();
+        }
+    }
+    engine.unrecorded.fetch_sub(n, Ordering::Relaxed);
+    engine.recorded.notify_waiters();
 }
