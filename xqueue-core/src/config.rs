@@ -21,7 +21,7 @@ pub struct ManagerConfig {
     /// take 1 ms or more, or before its first run ends), and only without a concurrency
     /// limit. Such a task is `processing` (and can no longer be cancelled) for about that
     /// millisecond before it runs; a shutdown gives ready tasks back as `pending`. 0 turns
-    /// this off. Default 200.
+    /// this off. Default 500.
     pub start_ahead: usize,
     /// Whether a submit on this instance hands its tasks straight to this instance's idle
     /// workers, when the queue backend is also the state store (Redis). The submit's own
@@ -35,7 +35,7 @@ pub struct ManagerConfig {
     /// workers get through in about 5 ms at its recent mean run time, up to this. A buffered
     /// delivery waits for this instance even while other instances' workers are idle, so a
     /// slow type keeps to 50; a backlog is ordered by priority within the buffer, so no type
-    /// keeps to less. Default 200.
+    /// keeps to less. Default 500.
     pub batch_size: usize,
     /// How long a fetch waits for messages. Default 5 s.
     pub block_timeout: Duration,
@@ -65,9 +65,9 @@ impl Default for ManagerConfig {
             instance_id: random_instance_id(),
             group: "xqueue-workers".into(),
             workers: 10,
-            start_ahead: 200,
+            start_ahead: 500,
             start_on_submit: true,
-            batch_size: 200,
+            batch_size: 500,
             block_timeout: Duration::from_secs(5),
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,

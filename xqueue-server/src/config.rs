@@ -144,7 +144,7 @@ pub struct ServerConfig {
     /// Most tasks per type started ahead of a free worker: as many as the workers get
     /// through in about 1 ms at the type's mean run time, for types without a concurrency
     /// limit; 0 turns it off.
-    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "200")]
+    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "500")]
     pub start_ahead: usize,
 
     /// Whether a task submitted to this instance goes straight to one of its idle workers
@@ -156,7 +156,7 @@ pub struct ServerConfig {
 
     /// Most messages fetched per queue per call, and buffered per task type: 50, and for a
     /// quick type as many as the workers get through in about 5 ms at its mean run time.
-    #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "200", value_parser = at_least_one)]
+    #[arg(long, env = "XQUEUE_BATCH_SIZE", default_value = "500", value_parser = at_least_one)]
     pub batch_size: usize,
 
     /// How long a fetch waits for new messages (XREADGROUP BLOCK).
@@ -384,12 +384,12 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Memory);
         assert_eq!(c.workers, 10);
         // The Go version read 50 per call; ours buffers by run time, up to 200.
-        assert_eq!(c.batch_size, 200);
+        assert_eq!(c.batch_size, 500);
         assert_eq!(c.block_timeout, Duration::from_secs(5));
         assert_eq!(c.limit_map()["example"], 3);
         assert_eq!(c.limit_map()["email"], 5);
         assert_eq!(c.manager_config().group, "xqueue-workers");
-        assert_eq!(c.manager_config().start_ahead, 200);
+        assert_eq!(c.manager_config().start_ahead, 500);
         let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
         assert_eq!(off.manager_config().start_ahead, 0);
         assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());
