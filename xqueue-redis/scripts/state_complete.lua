@@ -8,39 +8,44 @@
 -- Two commands per task (HDEL, HSET); the index and schedule updates of the whole batch are
 -- one variadic command each (for successes, an append to `{prefix}:succeeded`). The record
 -- leaves `pending` here, not at the start.
-local changed = {}
+-- The loop runs for every task recorded, so it reads the globals (`ARGV`, `redis.call`)
+-- once into locals, builds keys inline and keeps the lists' lengths itself (Lua's `#` is a
+-- search): 5 % less script time than global lookups, `task_key` and `#` (BENCHMARKS.md).
+local argv, call = ARGV, redis.call
+local changed, n_changed = {}, 0
 local entered = { failed = {}, retrying = {} }
-local succeeded = {}
-local due = {}
-for i = 2, #ARGV, 8 do
-  local id, outcome, at, data, run_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  if redis.call('HDEL', RUNNING, id) == 1 then
-    local key = task_key(id)
-    local attempts, started, worker = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-    local new
+local succeeded, n_succeeded = {}, 0
+local due, n_due = {}, 0
+for i = 2, #argv, 8 do
+  local id = argv[i]
+  if call('HDEL', RUNNING, id) == 1 then
+    local key = TASK_PREFIX .. id
+    local outcome, at, data = argv[i + 1], argv[i + 2], argv[i + 3]
+    local attempts, started, worker = argv[i + 5], argv[i + 6], argv[i + 7]
     if outcome == 'success' then
-      new = 'success'
-      redis.call('HSET', key, 'status', new, 'result', data, 'finished_at', at,
+      call('HSET', key, 'status', 'success', 'result', data, 'finished_at', at,
         'attempts', attempts, 'started_at', started, 'worker', worker)
-    elseif outcome == 'failed' then
-      new = 'failed'
-      redis.call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
-        'attempts', attempts, 'started_at', started, 'worker', worker)
+      n_succeeded = n_succeeded + 1
+      succeeded[n_succeeded] = id
     else
-      new = 'retrying'
-      redis.call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at,
-        'attempts', attempts, 'started_at', started, 'worker', worker)
-      due[#due + 1] = run_at
-      due[#due + 1] = id
-    end
-    if new == 'success' then
-      succeeded[#succeeded + 1] = id
-    else
+      local new, run_at = 'failed', argv[i + 4]
+      if outcome == 'failed' then
+        call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
+          'attempts', attempts, 'started_at', started, 'worker', worker)
+      else
+        new = 'retrying'
+        call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at,
+          'attempts', attempts, 'started_at', started, 'worker', worker)
+        due[n_due + 1] = run_at
+        due[n_due + 2] = id
+        n_due = n_due + 2
+      end
       local list = entered[new]
       list[#list + 1] = at
       list[#list + 1] = id
     end
-    changed[#changed + 1] = id
+    n_changed = n_changed + 1
+    changed[n_changed] = id
   end
 end
 bulk('ZREM', index_key('pending'), changed)
@@ -51,4 +56,4 @@ for status, list in pairs(entered) do
 end
 bulk('RPUSH', SUCCEEDED, succeeded)
 bulk('ZADD', SCHEDULE, due)
-return #changed
+return n_changed

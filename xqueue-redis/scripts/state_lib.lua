@@ -17,9 +17,10 @@ local PREFIX = ARGV[1]
 local SCHEDULE = PREFIX .. ':schedule'
 local RUNNING = PREFIX .. ':running'
 local SUCCEEDED = PREFIX .. ':succeeded'
+local TASK_PREFIX = PREFIX .. ':task:'
 
 local function task_key(id)
-  return PREFIX .. ':task:' .. id
+  return TASK_PREFIX .. id
 end
 
 -- The created_at of a record's `spec` field (`{created_at}|{priority}|…`, see codec.rs).
