@@ -19,9 +19,10 @@ pub struct ManagerConfig {
     /// instead of waiting for that round trip. A type starts ahead only as many as its
     /// workers get through in about 1 ms at its recent mean run time (none while its runs
     /// take 1 ms or more, or before its first run ends), and only without a concurrency
-    /// limit. Such a task is `processing` (and can no longer be cancelled) for about that
-    /// millisecond before it runs; a shutdown gives ready tasks back as `pending`. 0 turns
-    /// this off. Default 500.
+    /// limit. Such a task is `processing` (and can no longer be cancelled) until a worker
+    /// takes it: about that millisecond of run time, which for the quickest types (no-op
+    /// handlers, where the cap applies) is as long as the pool takes to start `start_ahead`
+    /// tasks. A shutdown gives ready tasks back as `pending`. 0 turns this off. Default 1000.
     pub start_ahead: usize,
     /// Whether a submit on this instance hands its tasks straight to this instance's idle
     /// workers, when the queue backend is also the state store (Redis). The submit's own
@@ -65,7 +66,7 @@ impl Default for ManagerConfig {
             instance_id: random_instance_id(),
             group: "xqueue-workers".into(),
             workers: 10,
-            start_ahead: 500,
+            start_ahead: 1000,
             start_on_submit: true,
             batch_size: 500,
             block_timeout: Duration::from_secs(5),

@@ -142,9 +142,9 @@ pub struct ServerConfig {
     pub workers: usize,
 
     /// Most tasks per type started ahead of a free worker: as many as the workers get
-    /// through in about 1 ms at the type's mean run time, for types without a concurrency
-    /// limit; 0 turns it off.
-    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "500")]
+    /// through in about 1 ms at the type's mean run time (at most this), for types without a
+    /// concurrency limit; 0 turns it off.
+    #[arg(long, env = "XQUEUE_START_AHEAD", default_value = "1000")]
     pub start_ahead: usize,
 
     /// Whether a task submitted to this instance goes straight to one of its idle workers
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(c.limit_map()["example"], 3);
         assert_eq!(c.limit_map()["email"], 5);
         assert_eq!(c.manager_config().group, "xqueue-workers");
-        assert_eq!(c.manager_config().start_ahead, 500);
+        assert_eq!(c.manager_config().start_ahead, 1000);
         let off = ServerConfig::try_parse_from(["x", "--start-ahead", "0"]).unwrap();
         assert_eq!(off.manager_config().start_ahead, 0);
         assert!(ServerConfig::try_parse_from(["x", "--start-ahead", "-1"]).is_err());
