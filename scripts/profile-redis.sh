@@ -44,6 +44,10 @@ cargo build --release -p xqueue-tests --bin xqueue-bench
 redis-server --port "$port" --save '' --appendonly no --daemonize yes \
   --pidfile "$work/redis.pid" --dir "$work" >/dev/null
 for _ in $(seq 50); do [[ -s "$work/redis.pid" ]] && break; sleep 0.1; done
+if [[ ! -s "$work/redis.pid" ]]; then
+  echo "profile-redis: redis-server did not start on port $port" >&2
+  exit 1
+fi
 redis_pid="$(cat "$work/redis.pid")"
 
 target/release/xqueue-bench --redis-url "redis://127.0.0.1:$port" --phases redis \
