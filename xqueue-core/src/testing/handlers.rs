@@ -15,6 +15,7 @@ use crate::task::{Task, TaskId};
 #[derive(Debug, Default)]
 pub struct Recorder {
     runs: Mutex<HashMap<TaskId, usize>>,
+    ends: Mutex<HashMap<TaskId, usize>>,
     order: Mutex<Vec<TaskId>>,
     running: Mutex<HashMap<String, usize>>,
     peak: Mutex<HashMap<String, usize>>,
@@ -45,6 +46,12 @@ impl Recorder {
 
     fn exit(&self, task: &Task) {
         *self
+            .ends
+            .lock()
+            .unwrap()
+            .entry(task.id.clone())
+            .or_default() += 1;
+        *self
             .running
             .lock()
             .unwrap()
@@ -61,6 +68,13 @@ impl Recorder {
     /// How many times `id` started.
     pub fn runs_of(&self, id: &TaskId) -> usize {
         self.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether `id` has started and every run of it has ended (its outcome may still be on
+    /// its way to the state store).
+    pub fn has_ended(&self, id: &TaskId) -> bool {
+        let runs = self.runs_of(id);
+        runs > 0 && self.ends.lock().unwrap().get(id).copied().unwrap_or(0) == runs
     }
 
     /// Every task that started, with its run count.
