@@ -1,5 +1,6 @@
-//! The Redis task record's layout: what never changes packed in one field, succeeded tasks in
-//! a list; and records and indexes written by earlier versions, still read.
+//! The Redis task record's layout: what never changes packed in one field, how a success ran
+//! packed in another, succeeded tasks in a list; and records and indexes written by earlier
+//! versions, still read.
 
 use redis::AsyncCommands;
 use xqueue_core::{StateStore, TaskId, TaskStatus};
@@ -130,6 +131,30 @@ async fn succeeded_tasks_are_listed_in_order_recorded_beside_an_older_sorted_ind
         });
     }
     backend.complete(&done).await.unwrap();
+
+    // A success is its status and one packed field: `finished_at|attempts|started_at|worker`.
+    let first_key = format!("{prefix}:task:{}", ids[0]);
+    let run: Option<String> = raw.hget(&first_key, "run").await.unwrap();
+    assert_eq!(run.as_deref(), Some("1000|1|990|w"));
+    let first = backend.get(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            first.status,
+            first.finished_at,
+            first.attempts,
+            first.started_at,
+            first.worker.as_deref(),
+            first.result
+        ),
+        (
+            TaskStatus::Success,
+            Some(1_000),
+            1,
+            Some(990),
+            Some("w"),
+            None
+        )
+    );
 
     // A task an earlier version recorded as succeeded: in the `success` sorted set.
     let old = pending_task("listed", 9);

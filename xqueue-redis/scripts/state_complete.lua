@@ -1,13 +1,15 @@
 -- Records how attempts ended: only a task marked running changes, and its mark is taken off
 -- (a second completion of the same attempt, or one of an attempt given back, changes nothing).
--- ARGV[2…] per completion 8 values: id, outcome (success|retry|failed), at, data (the result
--- as JSON, "" for none; or the error), run_at (retry only), and the attempt as `begin`
--- returned it: attempts, started_at, worker.
+-- ARGV[2…] per completion 5 values: id, outcome (success|retry|failed), data (the result as
+-- JSON, "" for none; or the error), run_at (retry only), and the attempt as it ended,
+-- `{finished_at}|{attempts}|{started_at}|{worker}` (the record's `run` field, see codec.rs).
 -- Returns how many tasks changed.
 --
--- Two commands per task (HDEL, HSET); the index and schedule updates of the whole batch are
--- one variadic command each (for successes, an append to `{prefix}:succeeded`). The record
--- leaves `pending` here, not at the start.
+-- One command per task, the record's HSET: a success writes two fields (`status` and the
+-- packed `run`; a third, `result`, only for a result), a retry or failure the fields apart.
+-- The marks of the whole batch are read with one variadic HMGET and taken off with one HDEL;
+-- the index and schedule updates are one variadic command each (for successes, an append to
+-- `{prefix}:succeeded`). The record leaves `pending` here, not at the start.
 -- The loop runs for every task recorded, so it reads the globals (`ARGV`, `redis.call`)
 -- once into locals, builds keys inline and keeps the lists' lengths itself (Lua's `#` is a
 -- search): 5 % less script time than global lookups, `task_key` and `#` (BENCHMARKS.md).
@@ -16,19 +18,30 @@ local changed, n_changed = {}, 0
 local entered = { failed = {}, retrying = {} }
 local succeeded, n_succeeded = {}, 0
 local due, n_due = {}, 0
-for i = 2, #argv, 8 do
-  local id = argv[i]
-  if call('HDEL', RUNNING, id) == 1 then
+local ids, n = {}, 0
+for i = 2, #argv, 5 do
+  n = n + 1
+  ids[n] = argv[i]
+end
+local marks = bulk_read('HMGET', RUNNING, ids)
+local seen = {}
+for k = 1, n do
+  local i, id = 2 + (k - 1) * 5, ids[k]
+  if marks[k] and not seen[id] then
+    seen[id] = true
     local key = TASK_PREFIX .. id
-    local outcome, at, data = argv[i + 1], argv[i + 2], argv[i + 3]
-    local attempts, started, worker = argv[i + 5], argv[i + 6], argv[i + 7]
+    local outcome, data, run = argv[i + 1], argv[i + 2], argv[i + 4]
     if outcome == 'success' then
-      call('HSET', key, 'status', 'success', 'result', data, 'finished_at', at,
-        'attempts', attempts, 'started_at', started, 'worker', worker)
+      if data == '' then
+        call('HSET', key, 'status', 'success', 'run', run)
+      else
+        call('HSET', key, 'status', 'success', 'run', run, 'result', data)
+      end
       n_succeeded = n_succeeded + 1
       succeeded[n_succeeded] = id
     else
-      local new, run_at = 'failed', argv[i + 4]
+      local at, attempts, started, worker = string.match(run, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      local new, run_at = 'failed', argv[i + 3]
       if outcome == 'failed' then
         call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
           'attempts', attempts, 'started_at', started, 'worker', worker)
@@ -48,6 +61,7 @@ for i = 2, #argv, 8 do
     changed[n_changed] = id
   end
 end
+bulk('HDEL', RUNNING, changed)
 bulk('ZREM', index_key('pending'), changed)
 -- Tasks an older version started are in the `processing` index (usually empty: one lookup).
 bulk('ZREM', index_key('processing'), changed)

@@ -51,6 +51,21 @@ local function bulk(cmd, key, args)
   end
 end
 
+-- Runs a variadic read (`HMGET key field …`) on `args` in chunks, as `bulk` does, and returns
+-- the replies of all chunks in the order of `args`.
+local function bulk_read(cmd, key, args)
+  local chunk, out, n = 1000, {}, 0
+  for first = 1, #args, chunk do
+    local last = math.min(first + chunk - 1, #args)
+    local part = redis.call(cmd, key, unpack(args, first, last))
+    for j = 1, #part do
+      out[n + j] = part[j]
+    end
+    n = n + #part
+  end
+  return out
+end
+
 -- Starts an attempt of task `id` as `worker` at `now` if it is `pending` (or `processing`, as
 -- an older version left a running task): marks it running and returns the attempt's number;
 -- otherwise nil and its status ("" if the task does not exist). An attempt that was running

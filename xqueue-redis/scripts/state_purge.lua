@@ -44,9 +44,11 @@ if status == 'success' and mode == 'before' and looked < limit then
   local taken = 0
   for _, id in ipairs(redis.call('LRANGE', SUCCEEDED, 0, limit - looked - 1)) do
     local key = task_key(id)
-    local cur = redis.call('HMGET', key, 'status', 'finished_at')
+    -- `finished_at` leads the packed `run` (an earlier version's success holds it apart).
+    local cur = redis.call('HMGET', key, 'status', 'run', 'finished_at')
     if cur[1] == 'success' then
-      if (tonumber(cur[2]) or 0) > before then
+      local finished = cur[2] and string.match(cur[2], '^[^|]*') or cur[3]
+      if (tonumber(finished) or 0) > before then
         break
       end
       delete(id, key)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use serde_json::Value;
-use xqueue_core::{Error, Message, Result, Task, TaskId, TaskStatus};
+use xqueue_core::{Completion, Error, Message, Result, Task, TaskId, TaskStatus};
 
 /// Stream entry field: the message, packed as `{task_id}|{priority}|{enqueued_at}|{task_type}`
 /// (one field: an entry costs Redis and the client a quarter of the values four fields did).
@@ -90,6 +90,20 @@ pub(crate) const SPEC_FIELDS: [&str; 5] = [
     "timeout_ms",
     "type",
 ];
+
+/// Record field of a task that succeeded: how its last attempt ran, packed as
+/// `{finished_at}|{attempts}|{started_at}|{worker}` (the worker last, so any character
+/// survives). `complete` writes it with the status, two fields instead of six (BENCHMARKS.md,
+/// fix 18); when present it stands for the four fields apart, which a record of any other
+/// status (or a success recorded by an earlier version) holds instead.
+pub(crate) const F_RUN: &str = "run";
+
+/// The [`F_RUN`] value of an attempt as it ended.
+pub(crate) fn packed_run(c: &Completion) -> String {
+    let started = c.started_at.map(|t| t.to_string()).unwrap_or_default();
+    let worker = c.worker.as_deref().unwrap_or_default();
+    format!("{}|{}|{started}|{worker}", c.at, c.attempts)
+}
 
 /// The hash fields of a task record; `""` stands for `None`.
 pub(crate) fn task_fields(t: &Task) -> Vec<(&'static str, String)> {
@@ -217,6 +231,40 @@ pub(crate) fn decode_with<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<T
         opt(name).map(|v| num(name, v).map_err(codec)).transpose()
     };
     let spec = Spec::read(&get).map_err(codec)?;
+    let run = match opt(F_RUN) {
+        Some(packed) => {
+            let mut split = packed.splitn(4, '|');
+            let parts = [(); 4].map(|_| split.next());
+            match parts {
+                [Some(finished), Some(attempts), Some(started), Some(worker)] => {
+                    Some((finished, attempts, started, worker))
+                }
+                _ => {
+                    return Err(codec(format!(
+                        "field {F_RUN:?} has invalid value {packed:?}"
+                    )))
+                }
+            }
+        }
+        None => None,
+    };
+    let (finished_at, attempts, started_at, worker) = match run {
+        Some((finished, attempts, started, worker)) => (
+            Some(finished).filter(|v| !v.is_empty()),
+            attempts,
+            Some(started).filter(|v| !v.is_empty()),
+            Some(worker).filter(|v| !v.is_empty()),
+        ),
+        None => (
+            opt("finished_at"),
+            req("attempts")?,
+            opt("started_at"),
+            opt("worker"),
+        ),
+    };
+    let opt_time = |name: &str, v: Option<&str>| -> Result<Option<u64>> {
+        v.map(|v| num(name, v).map_err(codec)).transpose()
+    };
     let timeout_ms = Some(spec.timeout_ms).filter(|v| !v.is_empty());
     Ok(Task {
         id: TaskId::from_str(req("id")?)?,
@@ -224,7 +272,7 @@ pub(crate) fn decode_with<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<T
         payload: json("payload", req("payload")?)?,
         priority: num("priority", spec.priority).map_err(codec)?,
         status: TaskStatus::from_str(req("status")?)?,
-        attempts: num("attempts", req("attempts")?).map_err(codec)?,
+        attempts: num("attempts", attempts).map_err(codec)?,
         max_retries: num("max_retries", spec.max_retries).map_err(codec)?,
         timeout_ms: timeout_ms
             .map(|v| num("timeout_ms", v))
@@ -232,11 +280,11 @@ pub(crate) fn decode_with<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<T
             .map_err(codec)?,
         created_at: num("created_at", spec.created_at).map_err(codec)?,
         run_at: opt_num("run_at")?,
-        started_at: opt_num("started_at")?,
-        finished_at: opt_num("finished_at")?,
+        started_at: opt_time("started_at", started_at)?,
+        finished_at: opt_time("finished_at", finished_at)?,
         last_error: opt("last_error").map(str::to_owned),
         result: opt("result").map(|v| json("result", v)).transpose()?,
-        worker: opt("worker").map(str::to_owned),
+        worker: worker.map(str::to_owned),
     })
 }
 
@@ -330,6 +378,51 @@ mod tests {
         ] {
             let mut map = record(&t);
             map.insert(F_SPEC.into(), bad.into());
+            assert!(decode_task(&map).is_err(), "{bad:?} must not decode");
+        }
+    }
+
+    #[test]
+    fn a_success_reads_its_packed_run_over_the_fields_apart() {
+        // A new task has no result; a success with none writes none.
+        let t = Task {
+            result: None,
+            ..task()
+        };
+        let done = Completion {
+            id: t.id.clone(),
+            outcome: xqueue_core::Outcome::Success {
+                result: Value::Null,
+            },
+            at: 1_700_000_000_500,
+            attempts: 2,
+            started_at: Some(1_700_000_000_100),
+            worker: Some("host|7:w3".into()),
+        };
+        // As `complete` leaves it: the fields apart keep what `insert` wrote.
+        let mut map = record(&t);
+        map.insert("status".into(), "success".into());
+        map.insert(F_RUN.into(), packed_run(&done));
+        let back = decode_task(&map).unwrap();
+        assert_eq!(back.status, TaskStatus::Success);
+        assert_eq!(back.finished_at, Some(1_700_000_000_500));
+        assert_eq!(back.attempts, 2);
+        assert_eq!(back.started_at, Some(1_700_000_000_100));
+        assert_eq!(back.worker.as_deref(), Some("host|7:w3"));
+        assert_eq!(back.result, None);
+
+        // An attempt with no start time or worker (a completion built by hand).
+        let bare = Completion {
+            started_at: None,
+            worker: None,
+            ..done
+        };
+        map.insert(F_RUN.into(), packed_run(&bare));
+        let back = decode_task(&map).unwrap();
+        assert_eq!((back.started_at, back.worker), (None, None));
+
+        for bad in ["1|2|3", "x|2|3|w", "1|x|3|w", "1|2|x|w", "1||3|w"] {
+            map.insert(F_RUN.into(), bad.into());
             assert!(decode_task(&map).is_err(), "{bad:?} must not decode");
         }
     }

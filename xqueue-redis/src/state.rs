@@ -472,12 +472,9 @@ impl StateStore for RedisBackend {
             };
             inv.arg(c.id.as_str())
                 .arg(outcome)
-                .arg(c.at)
                 .arg(data)
                 .arg(run_at)
-                .arg(c.attempts)
-                .arg(c.started_at.map(|t| t.to_string()).unwrap_or_default())
-                .arg(c.worker.as_deref().unwrap_or_default());
+                .arg(codec::packed_run(c));
         }
         self.run(&inv).await.map_err(error::map)?;
         Ok(())
