@@ -3,7 +3,7 @@
 //! versions, still read.
 
 use redis::AsyncCommands;
-use xqueue_core::{StateStore, TaskId, TaskStatus};
+use xqueue_core::{Outcome, StateStore, TaskId, TaskStatus};
 use xqueue_tests::redis::{unique_prefix, RedisServer};
 use xqueue_tests::state::{pending_task, run_one, success};
 
@@ -215,4 +215,90 @@ async fn succeeded_tasks_are_listed_in_order_recorded_beside_an_older_sorted_ind
             .unwrap(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_batch_records_every_kind_of_outcome_once() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let backend = server.backend(&prefix).await;
+    let tasks: Vec<_> = (0..4).map(|n| pending_task("mixed", n)).collect();
+    backend.insert(&tasks).await.unwrap();
+    let mut began = Vec::new();
+    for t in &tasks {
+        began.push(run_one(&backend, &t.id, "w", 1_000).await);
+    }
+    let end = |t: &xqueue_core::Task, outcome| xqueue_core::Completion {
+        outcome,
+        at: 2_000,
+        ..success(t)
+    };
+    let plain = success(&began[0]);
+    let batch = vec![
+        // A failure first: plain successes travel apart from the others, yet each applies.
+        end(
+            &began[2],
+            Outcome::Failed {
+                error: "boom".into(),
+            },
+        ),
+        plain.clone(),
+        end(
+            &began[1],
+            Outcome::Success {
+                result: serde_json::json!({"sum": 3}),
+            },
+        ),
+        end(
+            &began[3],
+            Outcome::Retry {
+                error: "again".into(),
+                run_at: 9_000,
+            },
+        ),
+        // The same attempt twice in one batch is recorded once.
+        plain,
+    ];
+    backend.complete(&batch).await.unwrap();
+
+    let get = |i: usize| {
+        let backend = &backend;
+        let id = tasks[i].id.clone();
+        async move { backend.get(&id).await.unwrap().unwrap() }
+    };
+    let first = get(0).await;
+    assert_eq!(
+        (first.status, first.result, first.attempts),
+        (TaskStatus::Success, None, 1)
+    );
+    let second = get(1).await;
+    assert_eq!(second.status, TaskStatus::Success);
+    assert_eq!(second.result, Some(serde_json::json!({"sum": 3})));
+    assert_eq!(second.finished_at, Some(2_000));
+    let third = get(2).await;
+    assert_eq!(
+        (third.status, third.last_error.as_deref(), third.finished_at),
+        (TaskStatus::Failed, Some("boom"), Some(2_000))
+    );
+    let fourth = get(3).await;
+    assert_eq!(
+        (fourth.status, fourth.last_error.as_deref(), fourth.run_at),
+        (TaskStatus::Retrying, Some("again"), Some(9_000))
+    );
+    let counts = backend.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.success,
+            counts.failed,
+            counts.retrying,
+            counts.pending,
+            counts.processing
+        ),
+        (2, 1, 1, 0, 0)
+    );
+    // Recorded once: a second try of the whole batch changes nothing.
+    backend.complete(&batch).await.unwrap();
+    assert_eq!(backend.counts().await.unwrap(), counts);
 }

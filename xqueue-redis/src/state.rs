@@ -460,12 +460,17 @@ impl StateStore for RedisBackend {
             return Ok(());
         }
         let mut inv = self.inner.scripts.complete.prepare_invoke();
-        inv.arg(self.inner.keys.prefix());
-        for c in completions {
+        // Plain successes (no result: almost every completion) first, two values each; then
+        // the others, five values each (see `state_complete.lua`).
+        let plain =
+            |c: &&Completion| matches!(&c.outcome, Outcome::Success { result } if result.is_null());
+        inv.arg(self.inner.keys.prefix())
+            .arg(completions.iter().filter(plain).count());
+        for c in completions.iter().filter(plain) {
+            inv.arg(c.id.as_str()).arg(codec::packed_run(c));
+        }
+        for c in completions.iter().filter(|c| !plain(c)) {
             let (outcome, data, run_at) = match &c.outcome {
-                Outcome::Success { result } if result.is_null() => {
-                    ("success", String::new(), String::new())
-                }
                 Outcome::Success { result } => ("success", result.to_string(), String::new()),
                 Outcome::Retry { error, run_at } => ("retry", error.clone(), run_at.to_string()),
                 Outcome::Failed { error } => ("failed", error.clone(), String::new()),
