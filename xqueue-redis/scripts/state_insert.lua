@@ -1,29 +1,32 @@
 -- Stores new tasks, whole, and puts each on the schedule: a `scheduled` task due at its run_at,
 -- any other (a `pending` one) due at created_at + the publish guard, so that a task whose
 -- message was never published (the submitter died) is published by a scheduler.
--- ARGV[2] publish guard (ms), ARGV[3] k: fields per task,
--- ARGV[4…] the tasks, k field/value pairs each (see codec.rs).
+-- ARGV[2] publish guard (ms), ARGV[3…] the tasks, each a count k and then k field/value
+-- pairs (see codec.rs: a new record holds only the fields that have a value).
 -- Returns {1} when stored, {0, id} (nothing stored) when a task with that id exists.
 local guard = tonumber(ARGV[2])
-local per = 2 * tonumber(ARGV[3])
-for base = 4, #ARGV, per do
-  local id_at = nil
-  for i = 0, per - 1, 2 do
-    if ARGV[base + i] == 'id' then
-      id_at = base + i + 1
+-- Where each task's pairs start and end in ARGV.
+local firsts, lasts = {}, {}
+local at = 3
+while at <= #ARGV do
+  local k = tonumber(ARGV[at])
+  firsts[#firsts + 1], lasts[#lasts + 1] = at + 1, at + 2 * k
+  at = at + 1 + 2 * k
+end
+for n = 1, #firsts do
+  for i = firsts[n], lasts[n], 2 do
+    if ARGV[i] == 'id' and redis.call('EXISTS', task_key(ARGV[i + 1])) == 1 then
+      return { 0, ARGV[i + 1] }
     end
   end
-  if redis.call('EXISTS', task_key(ARGV[id_at])) == 1 then
-    return { 0, ARGV[id_at] }
-  end
 end
-for base = 4, #ARGV, per do
+for n = 1, #firsts do
   local t = {}
   local fields = {}
-  for i = 0, per - 1, 2 do
-    t[ARGV[base + i]] = ARGV[base + i + 1]
-    fields[#fields + 1] = ARGV[base + i]
-    fields[#fields + 1] = ARGV[base + i + 1]
+  for i = firsts[n], lasts[n], 2 do
+    t[ARGV[i]] = ARGV[i + 1]
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
   end
   local id = t['id']
   local key = task_key(id)

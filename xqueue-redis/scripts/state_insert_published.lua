@@ -2,29 +2,39 @@
 -- atomic step: all of it or nothing. The tasks need no publish guard (no schedule entry):
 -- no one can see a stored task whose message is missing.
 --
--- Then, when asked to take (ARGV[5] > 0), it delivers up to ARGV[6] entries of that stream to
+-- Then, when asked to take (ARGV[4] > 0), it delivers up to ARGV[5] entries of that stream to
 -- the submitting instance's consumer, as XREADGROUP does (oldest undelivered first), and
 -- begins those that carry a task of this batch, as `begin` does: the instance runs
 -- them without a fetch or a `begin` of its own.
 -- KEYS     the streams
--- ARGV[2]  max_len of a stream, ARGV[3] k: fields per task, ARGV[4] m: fields per message,
--- ARGV[5]  the index in KEYS of the stream to take from (0: take nothing), ARGV[6] how many,
--- ARGV[7]  group, ARGV[8] consumer (also the worker of the attempts), ARGV[9] now,
--- ARGV[10…] per task: the index of its stream in KEYS, k field/value pairs (see codec.rs),
---          m field/value pairs of its message.
+-- ARGV[2]  max_len of a stream, ARGV[3] m: fields per message,
+-- ARGV[4]  the index in KEYS of the stream to take from (0: take nothing), ARGV[5] how many,
+-- ARGV[6]  group, ARGV[7] consumer (also the worker of the attempts), ARGV[8] now,
+-- ARGV[9…] per task: the index of its stream in KEYS, a count k, k field/value pairs (see
+--          codec.rs: a new record holds only the fields that have a value), m field/value
+--          pairs of its message.
 -- Returns {1, entries, attempts} when done: the entries taken (as XREADGROUP gives them) and
 -- per entry the attempt begun (0: only delivered). {0, id} when a task with that id exists;
 -- {2, stream, in_use} when a stream is full. Nothing is stored in the last two cases.
 local max_len = tonumber(ARGV[2])
-local k, m = 2 * tonumber(ARGV[3]), 2 * tonumber(ARGV[4])
-local per = 1 + k + m
-local FIRST = 10
+local m = 2 * tonumber(ARGV[3])
+local FIRST = 9
+
+-- Per task: its stream's index in KEYS, and where its record's pairs start and end.
+local streams, firsts, lasts = {}, {}, {}
+local at = FIRST
+while at <= #ARGV do
+  local k = 2 * tonumber(ARGV[at + 1])
+  streams[#streams + 1] = tonumber(ARGV[at])
+  firsts[#firsts + 1], lasts[#lasts + 1] = at + 2, at + 1 + k
+  at = at + 2 + k + m
+end
 
 local adding = {}
-for base = FIRST, #ARGV, per do
-  local s = tonumber(ARGV[base])
+for n = 1, #firsts do
+  local s = streams[n]
   adding[s] = (adding[s] or 0) + 1
-  for i = base + 1, base + k, 2 do
+  for i = firsts[n], lasts[n], 2 do
     if ARGV[i] == 'id' and redis.call('EXISTS', task_key(ARGV[i + 1])) == 1 then
       return { 0, ARGV[i + 1] }
     end
@@ -39,10 +49,10 @@ end
 
 local entered = {}
 local inserted = {}
-for base = FIRST, #ARGV, per do
+for n = 1, #firsts do
   local fields = {}
   local id, created
-  for i = base + 1, base + k, 2 do
+  for i = firsts[n], lasts[n], 2 do
     fields[#fields + 1] = ARGV[i]
     fields[#fields + 1] = ARGV[i + 1]
     if ARGV[i] == 'id' then
@@ -56,18 +66,18 @@ for base = FIRST, #ARGV, per do
   entered[#entered + 1] = created
   entered[#entered + 1] = id
   local entry = {}
-  for i = base + 1 + k, base + k + m do
+  for i = lasts[n] + 1, lasts[n] + m do
     entry[#entry + 1] = ARGV[i]
   end
-  redis.call('XADD', KEYS[tonumber(ARGV[base])], '*', unpack(entry))
+  redis.call('XADD', KEYS[streams[n]], '*', unpack(entry))
 end
 bulk('ZADD', index_key('pending'), entered)
 
-local take_from, take_count = tonumber(ARGV[5]), tonumber(ARGV[6])
+local take_from, take_count = tonumber(ARGV[4]), tonumber(ARGV[5])
 if take_from == 0 or take_count <= 0 then
   return { 1, {}, {} }
 end
-local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[7], ARGV[8], 'COUNT', take_count,
+local read = redis.pcall('XREADGROUP', 'GROUP', ARGV[6], ARGV[7], 'COUNT', take_count,
   'STREAMS', KEYS[take_from], '>')
 if type(read) ~= 'table' or read.err or not read[1] then
   -- No group yet (NOGROUP), or nothing undelivered: the fetchers take it as usual.
@@ -84,7 +94,7 @@ for _, e in ipairs(taken) do
   end
   local n = 0
   if id and inserted[id] then
-    n = begin_one(id, ARGV[8], ARGV[9]) or 0
+    n = begin_one(id, ARGV[7], ARGV[8]) or 0
   end
   attempts[#attempts + 1] = n
 end

@@ -105,12 +105,12 @@ pub(crate) fn packed_run(c: &Completion) -> String {
     format!("{}|{}|{started}|{worker}", c.at, c.attempts)
 }
 
-/// The hash fields of a task record; `""` stands for `None`.
+/// The hash fields of a new task record: `id`, [`F_SPEC`], `payload`, `status` and
+/// `attempts` always, each optional field only when it has a value (a missing field, like
+/// an empty one, stands for `None`). A new task has none but perhaps `run_at`, so its record
+/// has 5 or 6 fields, not 11: a fifth less Redis memory per task, and a smaller submit.
 pub(crate) fn task_fields(t: &Task) -> Vec<(&'static str, String)> {
-    fn opt<T: ToString>(v: &Option<T>) -> String {
-        v.as_ref().map(ToString::to_string).unwrap_or_default()
-    }
-    vec![
+    let mut fields = vec![
         ("id", t.id.to_string()),
         (
             F_SPEC,
@@ -119,20 +119,28 @@ pub(crate) fn task_fields(t: &Task) -> Vec<(&'static str, String)> {
                 t.created_at,
                 t.priority,
                 t.max_retries,
-                opt(&t.timeout_ms),
+                t.timeout_ms.map(|v| v.to_string()).unwrap_or_default(),
                 t.task_type
             ),
         ),
         ("payload", t.payload.to_string()),
         ("status", t.status.as_str().to_string()),
         ("attempts", t.attempts.to_string()),
-        ("run_at", opt(&t.run_at)),
-        ("started_at", opt(&t.started_at)),
-        ("finished_at", opt(&t.finished_at)),
-        ("last_error", opt(&t.last_error)),
-        ("result", opt(&t.result)),
-        ("worker", opt(&t.worker)),
-    ]
+    ];
+    let optional = [
+        ("run_at", t.run_at.map(|v| v.to_string())),
+        ("started_at", t.started_at.map(|v| v.to_string())),
+        ("finished_at", t.finished_at.map(|v| v.to_string())),
+        ("last_error", t.last_error.clone()),
+        ("result", t.result.as_ref().map(Value::to_string)),
+        ("worker", t.worker.clone()),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.filter(|v| !v.is_empty())?))),
+    );
+    fields
 }
 
 /// Reads a task record written by [`task_fields`] and updated by the state scripts.

@@ -127,12 +127,12 @@ impl StateStore for RedisBackend {
             return Ok(());
         }
         let mut inv = self.inner.scripts.insert.prepare_invoke();
-        let fields_per_task = codec::task_fields(&tasks[0]).len();
         inv.arg(self.inner.keys.prefix())
-            .arg(PUBLISH_GUARD.as_millis() as u64)
-            .arg(fields_per_task);
+            .arg(PUBLISH_GUARD.as_millis() as u64);
         for t in tasks {
-            for (name, value) in codec::task_fields(t) {
+            let fields = codec::task_fields(t);
+            inv.arg(fields.len());
+            for (name, value) in fields {
                 inv.arg(name).arg(value);
             }
         }
@@ -156,10 +156,8 @@ impl StateStore for RedisBackend {
         }
         let mut inv = self.inner.scripts.insert_published.prepare_invoke();
         let max_len = self.inner.config.max_len;
-        let fields_per_task = codec::task_fields(&tasks[0]).len();
         inv.arg(self.inner.keys.prefix())
             .arg(max_len)
-            .arg(fields_per_task)
             .arg(codec::MESSAGE_PAIRS);
         let mut streams: Vec<(QueueName, String)> = Vec::new();
         let mut stream_of = |queue: QueueName, inv: &mut redis::ScriptInvocation| {
@@ -188,8 +186,9 @@ impl StateStore for RedisBackend {
         }
         for t in tasks {
             let at = stream_of(t.queue(), &mut inv);
-            inv.arg(at);
-            for (name, value) in codec::task_fields(t) {
+            let fields = codec::task_fields(t);
+            inv.arg(at).arg(fields.len());
+            for (name, value) in fields {
                 inv.arg(name).arg(value);
             }
             inv.arg(&codec::message_fields(&t.message())[..]);
