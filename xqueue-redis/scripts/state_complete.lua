@@ -37,38 +37,37 @@ for k = 1, n do
   if marks[k] and not seen[id] then
     seen[id] = true
     local key = TASK_PREFIX .. id
+    local outcome, data, run
     if i <= plain_end then
-      call('HSET', key, 'status', 'success', 'run', argv[i + 1])
+      outcome, data, run = 'success', '', argv[i + 1]
+    else
+      outcome, data, run = argv[i + 1], argv[i + 2], argv[i + 4]
+    end
+    if outcome == 'success' then
+      if data == '' then
+        call('HSET', key, 'status', 'success', 'run', run)
+      else
+        call('HSET', key, 'status', 'success', 'run', run, 'result', data)
+      end
       n_succeeded = n_succeeded + 1
       succeeded[n_succeeded] = id
     else
-      local outcome, data, run = argv[i + 1], argv[i + 2], argv[i + 4]
-      if outcome == 'success' then
-        if data == '' then
-          call('HSET', key, 'status', 'success', 'run', run)
-        else
-          call('HSET', key, 'status', 'success', 'run', run, 'result', data)
-        end
-        n_succeeded = n_succeeded + 1
-        succeeded[n_succeeded] = id
+      local at, attempts, started, worker = string.match(run, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      local new, run_at = 'failed', argv[i + 3]
+      if outcome == 'failed' then
+        call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
+          'attempts', attempts, 'started_at', started, 'worker', worker)
       else
-        local at, attempts, started, worker = string.match(run, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-        local new, run_at = 'failed', argv[i + 3]
-        if outcome == 'failed' then
-          call('HSET', key, 'status', new, 'last_error', data, 'finished_at', at,
-            'attempts', attempts, 'started_at', started, 'worker', worker)
-        else
-          new = 'retrying'
-          call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at,
-            'attempts', attempts, 'started_at', started, 'worker', worker)
-          due[n_due + 1] = run_at
-          due[n_due + 2] = id
-          n_due = n_due + 2
-        end
-        local list = entered[new]
-        list[#list + 1] = at
-        list[#list + 1] = id
+        new = 'retrying'
+        call('HSET', key, 'status', new, 'last_error', data, 'run_at', run_at,
+          'attempts', attempts, 'started_at', started, 'worker', worker)
+        due[n_due + 1] = run_at
+        due[n_due + 2] = id
+        n_due = n_due + 2
       end
+      local list = entered[new]
+      list[#list + 1] = at
+      list[#list + 1] = id
     end
     n_changed = n_changed + 1
     changed[n_changed] = id

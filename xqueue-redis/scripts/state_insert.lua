@@ -2,23 +2,13 @@
 -- any other (a `pending` one) due at created_at + the publish guard, so that a task whose
 -- message was never published (the submitter died) is published by a scheduler.
 -- ARGV[2] publish guard (ms), ARGV[3…] the tasks, each a count k and then k field/value
--- pairs (see codec.rs: a new record holds only the fields that have a value).
+-- pairs (see `record_spans`).
 -- Returns {1} when stored, {0, id} (nothing stored) when a task with that id exists.
 local guard = tonumber(ARGV[2])
--- Where each task's pairs start and end in ARGV.
-local firsts, lasts = {}, {}
-local at = 3
-while at <= #ARGV do
-  local k = tonumber(ARGV[at])
-  firsts[#firsts + 1], lasts[#lasts + 1] = at + 1, at + 2 * k
-  at = at + 1 + 2 * k
-end
-for n = 1, #firsts do
-  for i = firsts[n], lasts[n], 2 do
-    if ARGV[i] == 'id' and redis.call('EXISTS', task_key(ARGV[i + 1])) == 1 then
-      return { 0, ARGV[i + 1] }
-    end
-  end
+local _, firsts, lasts = record_spans(3, 0, 0)
+local exists = existing_id(firsts, lasts)
+if exists then
+  return { 0, exists }
 end
 for n = 1, #firsts do
   local t = {}

@@ -10,9 +10,8 @@
 -- ARGV[2]  max_len of a stream, ARGV[3] m: fields per message,
 -- ARGV[4]  the index in KEYS of the stream to take from (0: take nothing), ARGV[5] how many,
 -- ARGV[6]  group, ARGV[7] consumer (also the worker of the attempts), ARGV[8] now,
--- ARGV[9…] per task: the index of its stream in KEYS, a count k, k field/value pairs (see
---          codec.rs: a new record holds only the fields that have a value), m field/value
---          pairs of its message.
+-- ARGV[9…] per task: the index of its stream in KEYS, a count k, k field/value pairs of its
+--          record (see `record_spans`), m field/value pairs of its message.
 -- Returns {1, entries, attempts} when done: the entries taken (as XREADGROUP gives them) and
 -- per entry the attempt begun (0: only delivered). {0, id} when a task with that id exists;
 -- {2, stream, in_use} when a stream is full. Nothing is stored in the last two cases.
@@ -20,25 +19,17 @@ local max_len = tonumber(ARGV[2])
 local m = 2 * tonumber(ARGV[3])
 local FIRST = 9
 
--- Per task: its stream's index in KEYS, and where its record's pairs start and end.
-local streams, firsts, lasts = {}, {}, {}
-local at = FIRST
-while at <= #ARGV do
-  local k = 2 * tonumber(ARGV[at + 1])
-  streams[#streams + 1] = tonumber(ARGV[at])
-  firsts[#firsts + 1], lasts[#lasts + 1] = at + 2, at + 1 + k
-  at = at + 2 + k + m
+-- Per task: its stream's index in KEYS (the value before its record), and its record.
+local starts, firsts, lasts = record_spans(FIRST, 1, m)
+local exists = existing_id(firsts, lasts)
+if exists then
+  return { 0, exists }
 end
-
-local adding = {}
-for n = 1, #firsts do
-  local s = streams[n]
+local streams, adding = {}, {}
+for n = 1, #starts do
+  local s = tonumber(ARGV[starts[n]])
+  streams[n] = s
   adding[s] = (adding[s] or 0) + 1
-  for i = firsts[n], lasts[n], 2 do
-    if ARGV[i] == 'id' and redis.call('EXISTS', task_key(ARGV[i + 1])) == 1 then
-      return { 0, ARGV[i + 1] }
-    end
-  end
 end
 for s, n in pairs(adding) do
   local fits, in_use = room_for(KEYS[s], n, max_len)

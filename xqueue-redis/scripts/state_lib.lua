@@ -66,6 +66,33 @@ local function bulk_read(cmd, key, args)
   return out
 end
 
+-- Where the tasks of an insert are in ARGV, from index `at` on: each task is `before`
+-- values, a count k, k field/value pairs of its record (see codec.rs: a new record holds
+-- only the fields that have a value), then `after` values. Returns, per task, where it
+-- starts and the first and last index of its record's pairs.
+local function record_spans(at, before, after)
+  local starts, firsts, lasts = {}, {}, {}
+  while at <= #ARGV do
+    local k = 2 * tonumber(ARGV[at + before])
+    local n = #starts + 1
+    starts[n], firsts[n], lasts[n] = at, at + before + 1, at + before + k
+    at = at + before + 1 + k + after
+  end
+  return starts, firsts, lasts
+end
+
+-- The first id of the records in `firsts`/`lasts` (see `record_spans`) whose task exists.
+local function existing_id(firsts, lasts)
+  for n = 1, #firsts do
+    for i = firsts[n], lasts[n], 2 do
+      if ARGV[i] == 'id' and redis.call('EXISTS', task_key(ARGV[i + 1])) == 1 then
+        return ARGV[i + 1]
+      end
+    end
+  end
+  return nil
+end
+
 -- Starts an attempt of task `id` as `worker` at `now` if it is `pending` (or `processing`, as
 -- an older version left a running task): marks it running and returns the attempt's number;
 -- otherwise nil and its status ("" if the task does not exist). An attempt that was running

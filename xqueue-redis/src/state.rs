@@ -461,14 +461,14 @@ impl StateStore for RedisBackend {
         let mut inv = self.inner.scripts.complete.prepare_invoke();
         // Plain successes (no result: almost every completion) first, two values each; then
         // the others, five values each (see `state_complete.lua`).
-        let plain =
-            |c: &&Completion| matches!(&c.outcome, Outcome::Success { result } if result.is_null());
-        inv.arg(self.inner.keys.prefix())
-            .arg(completions.iter().filter(plain).count());
-        for c in completions.iter().filter(plain) {
+        let (plain, others): (Vec<&Completion>, Vec<&Completion>) = completions
+            .iter()
+            .partition(|c| matches!(&c.outcome, Outcome::Success { result } if result.is_null()));
+        inv.arg(self.inner.keys.prefix()).arg(plain.len());
+        for c in plain {
             inv.arg(c.id.as_str()).arg(codec::packed_run(c));
         }
-        for c in completions.iter().filter(|c| !plain(c)) {
+        for c in others {
             let (outcome, data, run_at) = match &c.outcome {
                 Outcome::Success { result } => ("success", result.to_string(), String::new()),
                 Outcome::Retry { error, run_at } => ("retry", error.clone(), run_at.to_string()),
