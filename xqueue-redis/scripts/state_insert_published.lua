@@ -4,7 +4,7 @@
 --
 -- Then, when asked to take (ARGV[4] > 0), it delivers up to ARGV[5] entries of that stream to
 -- the submitting instance's consumer, as XREADGROUP does (oldest undelivered first), and
--- begins those that carry a task of this batch, as `begin` does: the instance runs
+-- begins those that carry a task of this batch (see `begin_inserted`): the instance runs
 -- them without a fetch or a `begin` of its own.
 -- KEYS     the streams
 -- ARGV[2]  max_len of a stream, ARGV[3] m: fields per message,
@@ -85,7 +85,7 @@ for _, e in ipairs(taken) do
   end
   local n = 0
   if id and inserted[id] then
-    n = begin_one(id, ARGV[7], ARGV[8]) or 0
+    n = begin_inserted(id, ARGV[7], ARGV[8])
   end
   attempts[#attempts + 1] = n
 end
