@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::Measure;
-use crate::latency::{now_ns, steady, LatencySummary, Probe};
+use crate::latency::{in_a_task, now_ns, steady, LatencySummary, Probe};
 use crate::report::{Report, Value};
 use crate::setup::Target;
 use crate::submit::{Rig, Submitter, Via};
@@ -424,7 +424,9 @@ async fn idle_pool(ctx: &Ctx, submitter: &Submitter, probe: &Probe, label: &str)
         let pause = 10 + (i * 7919) % 21;
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let base = probe.count();
-        if submitter.one(i, Some(now_ns())).await.is_ok() {
+        let submitter = submitter.clone();
+        let submitted = in_a_task(async move { submitter.one(i, Some(now_ns())).await.is_ok() });
+        if matches!(submitted.await, Ok(true)) {
             probe.wait_for(base + 1, Duration::from_secs(5)).await;
         }
         bar.set_position(i + 1);

@@ -109,21 +109,24 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
     let samples = ctx.args.idle_samples as u64;
     let bar = ctx.progress.bar("raw idle consumer", samples);
     probe.record_from(0);
-    let mut conn = redis.conn();
+    let conn = redis.conn();
     for i in 0..samples {
         let pause = 10 + (i * 7919) % 21;
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let base = probe.count();
-        let sent = crate::latency::now_ns();
-        let _: String = redis::cmd("XADD")
-            .arg(&stream)
-            .arg("*")
-            .arg("task_id")
-            .arg(uuid::Uuid::now_v7().to_string())
-            .arg("sent_ns")
-            .arg(sent)
-            .query_async(&mut conn)
-            .await?;
+        let (mut conn, stream) = (conn.clone(), stream.clone());
+        let _: String = crate::latency::in_a_task(async move {
+            redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("task_id")
+                .arg(uuid::Uuid::now_v7().to_string())
+                .arg("sent_ns")
+                .arg(crate::latency::now_ns())
+                .query_async(&mut conn)
+                .await
+        })
+        .await??;
         probe.wait_for(base + 1, Duration::from_secs(5)).await;
         bar.set_position(i + 1);
     }
