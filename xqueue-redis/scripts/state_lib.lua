@@ -92,15 +92,3 @@ local function existing_id(firsts, lasts)
   end
   return nil
 end
-
--- Starts the first attempt of task `id`, stored `pending` with no attempts earlier in the
--- same script, as `worker` at `now`: marks it running and returns the attempt's number. Its
--- record is not read again (one command fewer on an idle worker's path: every command costs
--- an idle Redis tens of µs). A mark left behind under the same id (its record purged while
--- it ran) is counted as an earlier attempt, as the native `begin` counts a redelivery.
-local function begin_inserted(id, worker, now)
-  if redis.call('HSET', RUNNING, id, now .. '|' .. worker) == 0 then
-    return redis.call('HINCRBY', task_key(id), 'attempts', 1) + 1
-  end
-  return 1
-end
