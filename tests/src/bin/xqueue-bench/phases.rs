@@ -10,7 +10,7 @@ use crate::latency::{in_a_task, now_ns, steady, LatencySummary, Probe};
 use crate::report::{Report, Value};
 use crate::setup::Target;
 use crate::submit::{Rig, Submitter, Via};
-use crate::sys::CpuMark;
+use crate::sys::{with_steal, CpuMark, Steal};
 use crate::Ctx;
 
 /// Runs every measurement of `target` reached `via` the library or HTTP.
@@ -370,14 +370,18 @@ impl Measurer<'_> {
             format!("{}; {work}", run.note(rate)),
         );
 
+        let steal = Steal::take();
         let idle = idle_pool(ctx, &rig.submitter, &rig.probe, &self.label("idle worker")).await;
         report.add(
             self.group,
             "idle worker submit→start",
             Value::Latency(idle),
-            format!(
-                "{} tasks one at a time, 10–30 ms apart, pool idle (fetch blocked)",
-                ctx.args.idle_samples
+            with_steal(
+                format!(
+                    "{} tasks one at a time, 10–30 ms apart, pool idle (fetch blocked)",
+                    ctx.args.idle_samples
+                ),
+                steal,
             ),
         );
         if self.via == Via::Library && rig.manager.backends().queue_is_state() {
@@ -385,14 +389,18 @@ impl Measurer<'_> {
             // the fetch → `begin` path of a worker on another instance.
             let elsewhere = crate::setup::submit_only(ctx, &rig.manager, &rig.probe)?;
             let label = self.label("idle worker, remote submit");
+            let steal = Steal::take();
             let remote = idle_pool(ctx, &elsewhere, &rig.probe, &label).await;
             report.add(
                 self.group,
                 "idle worker, submitted elsewhere",
                 Value::Latency(remote),
-                format!(
-                    "as above, submitted through a second task manager that runs no workers: the fetch and begin path (no start on submit); {} tasks",
-                    ctx.args.idle_samples
+                with_steal(
+                    format!(
+                        "as above, submitted through a second task manager that runs no workers: the fetch and begin path (no start on submit); {} tasks",
+                        ctx.args.idle_samples
+                    ),
+                    steal,
                 ),
             );
         }

@@ -14,12 +14,13 @@ use redis::streams::StreamReadReply;
 
 use crate::latency::{steady, Probe};
 use crate::report::Report;
-use crate::sys::CpuMark;
+use crate::sys::{with_steal, CpuMark, Steal};
 use crate::Ctx;
 
 const GROUP: &str = "raw";
 const COUNT: usize = 64;
-const GROUP_NAME: &str = "raw baseline";
+/// The rows' group in the report.
+pub const GROUP_NAME: &str = "raw baseline";
 
 /// Runs the raw baseline: enqueue, processing, and latency at the steady rate.
 pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
@@ -68,6 +69,7 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
         &format!("raw latency @{rate}/s"),
         rate as u64 * ctx.args.latency_secs,
     );
+    let steal = Steal::take();
     let run = {
         let stream = stream.clone();
         steady(
@@ -102,13 +104,17 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
         GROUP_NAME,
         &format!("submit→start @{rate}/s"),
         crate::report::Value::Latency(run.latency.clone()),
-        format!("XADD → XREADGROUP → HSET processing; {}", run.note(rate)),
+        with_steal(
+            format!("XADD → XREADGROUP → HSET processing; {}", run.note(rate)),
+            steal,
+        ),
     );
 
     // Idle consumers: one entry at a time, as for XQueue's idle worker.
     let samples = ctx.args.idle_samples as u64;
     let bar = ctx.progress.bar("raw idle consumer", samples);
     probe.record_from(0);
+    let steal = Steal::take();
     let conn = redis.conn();
     for i in 0..samples {
         let pause = 10 + (i * 7919) % 21;
@@ -135,7 +141,12 @@ pub async fn run(ctx: &Ctx, report: &mut Report) -> crate::Result<()> {
         GROUP_NAME,
         "idle consumer submit→start",
         crate::report::Value::Latency(probe.recorder.summary()),
-        format!("{samples} entries one at a time, 10–30 ms apart, consumers blocked in XREADGROUP"),
+        with_steal(
+            format!(
+                "{samples} entries one at a time, 10–30 ms apart, consumers blocked in XREADGROUP"
+            ),
+            steal,
+        ),
     );
     shared.stop.store(true, Ordering::Release);
     for c in consumers {

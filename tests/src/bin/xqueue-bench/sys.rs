@@ -100,11 +100,58 @@ pub fn rss(pid: u32) -> Option<(u64, u64)> {
     Some((kb("VmRSS:")?, kb("VmHWM:")?))
 }
 
+/// The machine's CPU time stolen by its hypervisor, from the `cpu` line of /proc/stat: a
+/// virtual CPU that waits for a real one runs nothing, so every latency measured while the
+/// share is high carries the host's stalls (the raw loop's own rows show them too).
+#[derive(Clone, Copy, Debug)]
+pub struct Steal {
+    steal: u64,
+    total: u64,
+}
+
+impl Steal {
+    /// Now; `None` where /proc/stat has no steal column.
+    pub fn take() -> Option<Steal> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
+        // already counted in user and nice.
+        let steal = *ticks.get(7)?;
+        Some(Steal {
+            steal,
+            total: ticks.iter().take(8).sum(),
+        })
+    }
+
+    /// The share of all CPUs' time stolen since `self`; `None` when too little time passed
+    /// to tell.
+    pub fn share_since(self) -> Option<f64> {
+        let now = Steal::take()?;
+        let total = now.total.saturating_sub(self.total);
+        (total >= 10).then(|| now.steal.saturating_sub(self.steal) as f64 / total as f64)
+    }
+}
+
+/// `note` followed by "; host steal x.x %" since `mark`, when the machine reports it.
+pub fn with_steal(note: String, mark: Option<Steal>) -> String {
+    match mark.and_then(Steal::share_since) {
+        Some(share) => format!("{note}; host steal {:.1} %", share * 100.0),
+        None => note,
+    }
+}
+
 /// CPU used by this process and by Redis over one measurement.
 #[derive(Clone, Copy, Debug)]
 pub struct CpuMark {
     own: f64,
     redis: f64,
+    steal: Option<Steal>,
     at: std::time::Instant,
 }
 
@@ -114,21 +161,24 @@ impl CpuMark {
         CpuMark {
             own: own_cpu_secs(),
             redis: redis_cpu,
+            steal: Steal::take(),
             at: std::time::Instant::now(),
         }
     }
 
-    /// "bench+workers x.x cores, redis y.y cores" since `self`.
+    /// "cpu: this process x.x cores, redis y.y cores; host steal z.z %" since `self`.
     pub fn note_until(&self, redis_cpu_now: f64) -> String {
         let wall = self.at.elapsed().as_secs_f64();
         if wall < 0.1 {
             return "cpu: too short to tell".into();
         }
         let own = (own_cpu_secs() - self.own) / wall;
-        if redis_cpu_now.is_nan() || self.redis.is_nan() {
-            return format!("cpu: this process {own:.2} cores");
-        }
-        let redis = (redis_cpu_now - self.redis) / wall;
-        format!("cpu: this process {own:.2} cores, redis {redis:.2} cores")
+        let cores = if redis_cpu_now.is_nan() || self.redis.is_nan() {
+            format!("cpu: this process {own:.2} cores")
+        } else {
+            let redis = (redis_cpu_now - self.redis) / wall;
+            format!("cpu: this process {own:.2} cores, redis {redis:.2} cores")
+        };
+        with_steal(cores, self.steal)
     }
 }
