@@ -39,7 +39,7 @@ use crate::redisx::{RedisProbe, Snapshot};
 use crate::report::{Check, Report, Value};
 use crate::setup::Target;
 use crate::submit::Via;
-use crate::sys::{CpuMark, Machine};
+use crate::sys::{CpuMark, Machine, PollIdle};
 
 /// The bench's own plumbing errors: anything, as text.
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -158,6 +158,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<Report> {
+    // Held until the run ends: dropping it closes the file, which withdraws the request.
+    let poll_idle = if args.poll_idle {
+        let held = PollIdle::hold()
+            .map_err(|e| format!("--poll-idle: writing /dev/cpu_dma_latency: {e}"))?;
+        Some(held)
+    } else {
+        None
+    };
     let needs_redis = args.phases.iter().any(|p| *p != Phase::Memory);
     let ctx_args_via_proxy = args.via_docker_proxy;
     let mut container = None;
@@ -198,6 +206,7 @@ async fn run(args: Args) -> Result<Report> {
             version,
             aof,
             url.as_deref().map(address_of).unwrap_or_default(),
+            poll_idle.as_ref(),
         )),
         settings: serde_json::to_value(&args)?,
         ..Report::default()
@@ -241,6 +250,7 @@ async fn run(args: Args) -> Result<Report> {
     rounds::ratio(&ctx, &mut report).await;
     report.checks = checks(&report, &ctx.args);
     drop(container);
+    drop(poll_idle);
     Ok(report)
 }
 

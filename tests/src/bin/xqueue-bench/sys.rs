@@ -21,11 +21,19 @@ pub struct Machine {
     pub redis_address: String,
     /// Load average (1 minute) when the run started: others' work on the same cores.
     pub load_at_start: f64,
+    /// What an idle CPU does: the cpuidle driver, the guest's halt-polling window and whether
+    /// this run holds a 0 µs CPU-latency request (`--poll-idle`).
+    pub idle: String,
 }
 
 impl Machine {
     /// Reads the machine's description; `redis_version` from the server used.
-    pub fn read(redis_version: String, redis_aof: bool, redis_address: String) -> Machine {
+    pub fn read(
+        redis_version: String,
+        redis_aof: bool,
+        redis_address: String,
+        poll_idle: Option<&PollIdle>,
+    ) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -60,7 +68,47 @@ impl Machine {
             redis_aof,
             redis_address,
             load_at_start,
+            idle: idle_mode(poll_idle),
         }
+    }
+}
+
+/// "cpuidle haltpoll, halt polling 0 ns" and, under `--poll-idle`, "; CPU-latency request
+/// 0 µs held: idle CPUs poll".
+fn idle_mode(poll_idle: Option<&PollIdle>) -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let driver = read("/sys/devices/system/cpu/cpuidle/current_driver")
+        .map(|d| format!("cpuidle {d}"))
+        .unwrap_or_else(|| "cpuidle unknown".into());
+    let mut mode = match read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") {
+        Some(ns) => format!("{driver}, halt polling {ns} ns"),
+        None => driver,
+    };
+    if poll_idle.is_some() {
+        mode.push_str("; CPU-latency request 0 µs held: idle CPUs poll");
+    }
+    mode
+}
+
+/// A 0 µs CPU-latency request (PM QoS), held while the value lives: the kernel keeps idle
+/// CPUs out of every state that takes time to leave, so they poll instead of halting.
+pub struct PollIdle {
+    _file: std::fs::File,
+}
+
+impl PollIdle {
+    /// Opens `/dev/cpu_dma_latency` and writes 0 (needs root).
+    pub fn hold() -> std::io::Result<PollIdle> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/cpu_dma_latency")?;
+        file.write_all(&0i32.to_ne_bytes())?;
+        Ok(PollIdle { _file: file })
     }
 }
 
