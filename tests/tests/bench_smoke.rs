@@ -1,5 +1,6 @@
 //! `xqueue-bench --quick` against a container Redis: the tool's library phases complete and
-//! report non-zero rates. No timing is asserted (numbers belong in BENCHMARKS.md).
+//! report non-zero rates, with the host's part in the tails (steal, idle mode, the raw loop's
+//! own p99). No timing is asserted (numbers belong in BENCHMARKS.md).
 
 use std::process::Command;
 
@@ -57,7 +58,38 @@ fn quick_run_of_the_library_phases_reports_rates() {
             .find(|r| r["group"] == group && r["name"] == "idle worker submit→start")
             .expect("an idle-worker latency");
         assert!(idle["count"].as_u64() > Some(0), "{idle:#?}");
+        // The host's share of the tails: each steady-rate row notes the hypervisor's steal.
+        let steady = results
+            .iter()
+            .find(|r| {
+                r["group"] == group
+                    && r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("submit→start @"))
+            })
+            .expect("a steady-rate latency");
+        let note = steady["note"].as_str().unwrap_or_default();
+        assert!(note.contains("host steal "), "{steady:#?}");
     }
+    // The header says what idle CPUs do, and the targets set the raw loop's own p99 beside
+    // XQueue's.
+    let idle_mode = report["machine"]["idle"].as_str().unwrap_or_default();
+    assert!(idle_mode.starts_with("cpuidle "), "{report:#?}");
+    assert!(
+        !idle_mode.contains("held"),
+        "no --poll-idle, yet: {idle_mode}"
+    );
+    let checks = report["checks"].as_array().expect("checks");
+    let idle_check = checks
+        .iter()
+        .find(|c| {
+            c["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("idle worker"))
+        })
+        .expect("the idle-worker target");
+    let measured = idle_check["measured"].as_str().unwrap_or_default();
+    assert!(measured.contains("raw loop's own: "), "{idle_check:#?}");
     assert!(rate("raw baseline", "processing") > 0.0);
     // The diagnostic measures processing only.
     let diagnostic = "redis queue, memory state (library)";
