@@ -127,10 +127,10 @@ pub struct Args {
     pub rounds: usize,
 
     /// Hold a CPU-latency request of 0 µs (`/dev/cpu_dma_latency`, needs root) for the whole
-    /// run, as a latency-tuned host does (`tuned`'s latency-performance profile): idle CPUs
-    /// poll instead of halting, at the cost of spinning while idle. On a virtual machine a
-    /// halted vCPU waits for its host to run it again before it can take a wake-up; the
-    /// header of the table says which idle mode the run had.
+    /// run, as a host tuned for latency does: idle CPUs poll instead of halting, at the cost
+    /// of spinning while idle. On a virtual machine a halted vCPU waits for its host to run
+    /// it again before it can take a wake-up; the header of the table says which idle mode
+    /// the run had.
     #[arg(long)]
     pub poll_idle: bool,
 
