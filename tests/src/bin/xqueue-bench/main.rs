@@ -159,13 +159,11 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<Report> {
     // Held until the run ends: dropping it closes the file, which withdraws the request.
-    let poll_idle = if args.poll_idle {
-        let held = PollIdle::hold()
-            .map_err(|e| format!("--poll-idle: writing /dev/cpu_dma_latency: {e}"))?;
-        Some(held)
-    } else {
-        None
-    };
+    let poll_idle = args
+        .poll_idle
+        .then(PollIdle::hold)
+        .transpose()
+        .map_err(|e| format!("--poll-idle: writing /dev/cpu_dma_latency: {e}"))?;
     let needs_redis = args.phases.iter().any(|p| *p != Phase::Memory);
     let ctx_args_via_proxy = args.via_docker_proxy;
     let mut container = None;
