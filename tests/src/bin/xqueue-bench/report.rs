@@ -168,17 +168,25 @@ impl Report {
         }
         let mut out = String::new();
         if let Some(m) = &self.machine {
+            let redis = if m.redis_address.is_empty() {
+                "Redis not used".to_string()
+            } else {
+                format!(
+                    "Redis {} at {} (appendonly {})",
+                    m.redis_version,
+                    m.redis_address,
+                    if m.redis_aof { "yes" } else { "no" },
+                )
+            };
             out.push_str(&format!(
-                "machine: {} × {}, {:.1} GiB RAM, Linux {}, load {:.2} at start; idle CPUs: {}; Redis {} at {} (appendonly {})\n\n",
+                "machine: {} × {}, {:.1} GiB RAM, Linux {}, up {} min, load {:.2} at start; idle CPUs: {}; {redis}\n\n",
                 m.cpus,
                 m.cpu_model,
                 m.memory_bytes as f64 / (1u64 << 30) as f64,
                 m.kernel,
+                m.uptime_secs / 60,
                 m.load_at_start,
                 m.idle,
-                m.redis_version,
-                m.redis_address,
-                if m.redis_aof { "yes" } else { "no" },
             ));
         }
         out.push_str(&render(&rows));

@@ -21,6 +21,9 @@ pub struct Machine {
     pub redis_address: String,
     /// Load average (1 minute) when the run started: others' work on the same cores.
     pub load_at_start: f64,
+    /// Seconds since the machine booted, when the run started: a VM fresh from boot may run
+    /// slower for its first minutes (BENCHMARKS.md, seventeenth pass).
+    pub uptime_secs: u64,
     /// What an idle CPU does: the cpuidle driver, the guest's halt-polling window and whether
     /// this run holds a 0 µs CPU-latency request (`--poll-idle`).
     pub idle: String,
@@ -57,6 +60,10 @@ impl Machine {
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
             .unwrap_or(0.0);
+        let uptime_secs = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0, |secs| secs as u64);
         Machine {
             cpus: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -68,6 +75,7 @@ impl Machine {
             redis_aof,
             redis_address,
             load_at_start,
+            uptime_secs,
             idle: idle_mode(poll_idle),
         }
     }
