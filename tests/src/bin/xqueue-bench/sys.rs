@@ -56,14 +56,8 @@ impl Machine {
             .unwrap_or_default()
             .trim()
             .to_string();
-        let load_at_start = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-            .unwrap_or(0.0);
-        let uptime_secs = std::fs::read_to_string("/proc/uptime")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0, |secs| secs as u64);
+        let load_at_start = first_number("/proc/loadavg").unwrap_or(0.0);
+        let uptime_secs = first_number("/proc/uptime").map_or(0, |secs| secs as u64);
         Machine {
             cpus: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -79,6 +73,16 @@ impl Machine {
             idle: idle_mode(poll_idle),
         }
     }
+}
+
+/// The first number of a file like `/proc/loadavg` or `/proc/uptime`.
+fn first_number(path: &str) -> Option<f64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// "cpuidle haltpoll, halt polling 0 ns" and, under `--poll-idle`, "; CPU-latency request
