@@ -73,6 +73,11 @@ fn quick_run_of_the_library_phases_reports_rates() {
     }
     // The header says what idle CPUs do, and the targets set the raw loop's own p99 beside
     // XQueue's.
+    // How long the machine has been up (a VM fresh from boot runs slower for a while).
+    assert!(
+        report["machine"]["uptime_secs"].as_u64() > Some(0),
+        "{report:#?}"
+    );
     let idle_mode = report["machine"]["idle"].as_str().unwrap_or_default();
     assert!(idle_mode.starts_with("cpuidle "), "{report:#?}");
     assert!(
