@@ -60,6 +60,11 @@ pub(super) fn cases() -> Vec<Case> {
             Some(|c: &Capabilities| c.idle_reclaim),
             |f| Box::pin(crash_recovery(f)),
         ),
+        case(
+            "live_manager_keeps_its_long_tasks",
+            Some(|c: &Capabilities| c.idle_reclaim && c.touch),
+            |f| Box::pin(long_tasks_kept(f)),
+        ),
         case("shutdown_drains_and_gives_back", None, |f| {
             Box::pin(graceful_shutdown(f))
         }),
@@ -254,6 +259,70 @@ async fn crash_recovery(f: Arc<dyn Fixture>) {
     assert_eq!(t.status, TaskStatus::Processing);
     assert_eq!(t.worker.as_deref(), Some("survivor"));
     b.shutdown(Duration::from_millis(200)).await;
+}
+
+/// A live instance keeps what it holds, running or buffered, however long past `claim_idle`:
+/// its lease keeper touches it in time, so another instance reclaiming idle deliveries never
+/// takes it over (the first touch comes one keeper period after start, not at once).
+async fn long_tasks_kept(f: Arc<dyn Fixture>) {
+    let backends = f.backends().await;
+    let g = group();
+    let recorder = Recorder::new();
+    let config = |name: &str| {
+        let mut cfg = test_config(&g, name);
+        cfg.claim_idle = Duration::from_millis(300);
+        cfg.workers = 1;
+        cfg
+    };
+    let a = setup(
+        backends.clone(),
+        config("holder"),
+        &[("long", opts(None, 0))],
+        Some(recorder.clone()),
+    )
+    .await;
+    // One worker: the first task runs four claim_idle periods, the second waits in the buffer.
+    let tasks = submit_many(&a.manager, "long", 2, json!({"sleep_ms": 1200})).await;
+    let queues = crate::task::QueueName::all_for_type("long");
+    let holding = eventually(Duration::from_secs(10), || {
+        let (m, q, g, queues) = (
+            a.manager.clone(),
+            backends.queue.clone(),
+            g.clone(),
+            &queues,
+        );
+        async move {
+            let delivered = match q.info(&g, queues).await {
+                Ok(info) => info.iter().map(|i| i.waiting).sum::<u64>() == 0,
+                Err(_) => false,
+            };
+            delivered && m.worker_stats().active_workers == 1
+        }
+    })
+    .await;
+    assert!(holding, "the holder started one task and holds the other");
+    let b = setup(
+        backends,
+        config("idle-reclaimer"),
+        &[("long", opts(None, 0))],
+        Some(recorder.clone()),
+    )
+    .await;
+    wait_all_success(&a.manager, &tasks, Duration::from_secs(30)).await;
+    for t in &tasks {
+        assert_eq!(
+            recorder.runs_of(&t.id),
+            1,
+            "a task held by a live instance never runs twice"
+        );
+    }
+    assert_eq!(
+        b.manager.worker_stats().processed_tasks,
+        0,
+        "the other instance took over nothing"
+    );
+    a.manager.shutdown(Duration::from_secs(5)).await;
+    b.manager.shutdown(Duration::from_secs(5)).await;
 }
 
 async fn graceful_shutdown(f: Arc<dyn Fixture>) {
