@@ -33,7 +33,10 @@ pub(crate) fn start(engine: &Arc<Engine>) {
     let keep = (engine.config.claim_idle / 3)
         .min(engine.config.limiter_lease / 3)
         .max(Duration::from_millis(10));
-    engine.spawn_loop(every(engine.clone(), keep, |e| {
+    // Not at start: nothing is held yet, and what a start fetches has just been delivered.
+    // (At once, this touched the first thousand or so deliveries of a backlog for nothing,
+    // two commands each: BENCHMARKS.md, eighteenth pass.)
+    engine.spawn_loop(every_after(engine.clone(), keep, keep, |e| {
         Box::pin(async move { keep_leases(&e).await })
     }));
     if engine.backends.queue.capabilities().idle_reclaim {
@@ -57,9 +60,16 @@ pub(crate) fn start(engine: &Arc<Engine>) {
 
 type Tick = fn(Arc<Engine>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// Runs `tick` at once, then every `period` (a tick that overruns delays the next).
 async fn every(engine: Arc<Engine>, period: Duration, tick: Tick) {
+    every_after(engine, Duration::ZERO, period, tick).await
+}
+
+/// Runs `tick` after `first`, then every `period`.
+async fn every_after(engine: Arc<Engine>, first: Duration, period: Duration, tick: Tick) {
     let stop = engine.stop_all.clone();
-    let mut interval = tokio::time::interval(period.max(Duration::from_millis(1)));
+    let period = period.max(Duration::from_millis(1));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
