@@ -71,13 +71,13 @@ fn quick_run_of_the_library_phases_reports_rates() {
         let note = steady["note"].as_str().unwrap_or_default();
         assert!(note.contains("host steal "), "{steady:#?}");
     }
-    // The header says what idle CPUs do, and the targets set the raw loop's own p99 beside
-    // XQueue's.
     // How long the machine has been up (a VM fresh from boot runs slower for a while).
     assert!(
         report["machine"]["uptime_secs"].as_u64() > Some(0),
         "{report:#?}"
     );
+    // The header says what idle CPUs do, and the targets set the raw loop's own p99 beside
+    // XQueue's.
     let idle_mode = report["machine"]["idle"].as_str().unwrap_or_default();
     assert!(idle_mode.starts_with("cpuidle "), "{report:#?}");
     assert!(

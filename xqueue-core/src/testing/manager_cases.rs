@@ -9,7 +9,7 @@ use super::{case, eventually, Case, Fixture, Recorder, RecordingHandler};
 use crate::error::Error;
 use crate::manager::TaskManager;
 use crate::queue::Capabilities;
-use crate::task::{NewTask, TaskId, TaskStatus};
+use crate::task::{NewTask, QueueName, TaskId, TaskStatus};
 
 use super::lifecycle_cases::*;
 use super::manager_support::*;
@@ -283,7 +283,7 @@ async fn long_tasks_kept(f: Arc<dyn Fixture>) {
     .await;
     // One worker: the first task runs four claim_idle periods, the second waits in the buffer.
     let tasks = submit_many(&a.manager, "long", 2, json!({"sleep_ms": 1200})).await;
-    let queues = crate::task::QueueName::all_for_type("long");
+    let queues = QueueName::all_for_type("long");
     let holding = eventually(Duration::from_secs(10), || {
         let (m, q, g, queues) = (
             a.manager.clone(),
