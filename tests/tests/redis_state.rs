@@ -132,6 +132,118 @@ async fn a_running_task_is_processing_by_its_mark_until_its_attempt_is_recorded_
     assert_eq!(backend.counts().await.unwrap().processing, 0);
 }
 
+/// Calls of `command` Redis has run so far (`INFO commandstats`; each test has its own
+/// server).
+async fn calls(raw: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_delivery_starts_from_its_entry_unless_its_record_may_have_changed() {
+    use std::time::Duration;
+    use xqueue_core::{Consumer, FetchRequest, QueueBackend};
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    // Two instances: each keeps the snapshots of what it fetched.
+    let here = server.backend(&prefix).await;
+    let elsewhere = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let tasks: Vec<_> = (1..=5).map(|n| pending_task("snap", n)).collect();
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
+    here.insert_published(&tasks, None).await.unwrap();
+    let fetch = |count: usize| {
+        let req = FetchRequest {
+            consumer: Consumer::new("g", "here"),
+            queues: vec![tasks[0].queue()],
+            count,
+            block: Duration::ZERO,
+        };
+        let here = &here;
+        async move { here.fetch(&req).await }
+    };
+    let summary = |begun: &[Begin]| -> Vec<_> {
+        begun
+            .iter()
+            .map(|b| match b {
+                Begin::Run(t) => {
+                    assert_eq!((t.task_type.as_str(), t.priority), ("snap", 5));
+                    assert_eq!(t.status, TaskStatus::Processing);
+                    (t.payload["n"].as_i64(), t.attempts, None)
+                }
+                Begin::Skip { status, .. } => (None, 0, *status),
+            })
+            .collect()
+    };
+    let now = now_millis();
+
+    // The first two: the second is cancelled elsewhere after the fetch.
+    assert_eq!(fetch(2).await.unwrap().len(), 2);
+    elsewhere.cancel(&ids[1], now).await.unwrap();
+    let reads_before = calls(&mut raw, "hmget").await;
+    let begun = here.begin(&ids[..2], "here", now).await.unwrap();
+    assert_eq!(
+        summary(&begun),
+        vec![(Some(1), 1, None), (None, 0, Some(TaskStatus::Cancelled))]
+    );
+    // The marks' one read and the cancelled task's record: the other started from its entry.
+    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 2);
+
+    // The third: cancelled elsewhere after the fetch, and purged (as past the retention).
+    assert_eq!(fetch(1).await.unwrap().len(), 1);
+    elsewhere.cancel(&ids[2], now).await.unwrap();
+    let purged = elsewhere
+        .purge_finished(TaskStatus::Cancelled, now_millis() + 1_000, 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    let begun = here.begin(&ids[2..3], "here", now).await.unwrap();
+    assert_eq!(
+        summary(&begun),
+        vec![(None, 0, None)],
+        "a purged task is not run"
+    );
+
+    // The last two: after the fetch, elsewhere takes the deliveries over (as if this
+    // instance had stalled), starts the fourth twice (the second time as a redelivery, which
+    // counts the first attempt) and gives it back.
+    assert_eq!(fetch(2).await.unwrap().len(), 2);
+    let taken = elsewhere
+        .reclaim(
+            &Consumer::new("g", "elsewhere"),
+            &[tasks[0].queue()],
+            Duration::ZERO,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 5, "every delivery held here");
+    run_one(&elsewhere, &ids[3], "gone", now).await;
+    let again = run_one(&elsewhere, &ids[3], "gone-too", now).await;
+    assert_eq!(again.attempts, 2);
+    elsewhere.unbegin(&ids[3..4]).await.unwrap();
+
+    let reads_before = calls(&mut raw, "hmget").await;
+    let begun = here.begin(&ids[3..], "here", now + 1).await.unwrap();
+    assert_eq!(
+        summary(&begun),
+        // The fourth's record counts the attempt cut short elsewhere: this is its second.
+        vec![(Some(4), 2, None), (Some(5), 1, None)]
+    );
+    // After a takeover no snapshot is trusted: both records were read.
+    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submit_stores_and_queues_in_one_step_or_not_at_all() {
     use xqueue_core::testing::{Recorder, RecordingHandler};

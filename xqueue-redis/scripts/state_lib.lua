@@ -18,6 +18,7 @@ local SCHEDULE = PREFIX .. ':schedule'
 local RUNNING = PREFIX .. ':running'
 local SUCCEEDED = PREFIX .. ':succeeded'
 local TASK_PREFIX = PREFIX .. ':task:'
+local GUARD = PREFIX .. ':guard'
 
 local function task_key(id)
   return TASK_PREFIX .. id

@@ -34,6 +34,11 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', index, id)
 end
 local looked = #ids
+-- A cancelled task's entry may still wait in its stream, and a fetch may have kept the
+-- snapshot it carries: once the record is gone, no snapshot fetched before is trusted.
+if status == 'cancelled' and deleted > 0 then
+  renew_guard(GUARD)
+end
 
 -- Succeeded tasks are listed in `{prefix}:succeeded` in the order recorded, which is the
 -- order they finished up to the clock differences of instances: take from its head while

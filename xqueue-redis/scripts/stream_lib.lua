@@ -27,6 +27,16 @@ local function groups_of(stream)
   return out
 end
 
+-- Replaces the guard token at `key` with a new one (never one used before): the snapshots
+-- of task records that consumers fetched before are no longer trusted (see `begin` in
+-- state.rs). Called when deliveries are taken over (`reclaim.lua`) and when cancelled tasks,
+-- whose entries may still wait in their streams, are purged (`state_purge.lua`).
+local function renew_guard(key)
+  local time = redis.call('TIME')
+  local old = redis.call('GET', key) or ''
+  redis.call('SET', key, redis.sha1hex(old .. ':' .. time[1] .. '.' .. time[2]))
+end
+
 -- Whether `consumer` of `group` holds entry `id` pending; returns its delivery count or nil.
 local function pending_count(stream, group, id, consumer)
   local p

@@ -40,7 +40,51 @@ pub(crate) struct Inner {
     pub(crate) groups: Mutex<HashSet<(String, String)>>,
     /// The queues each consumer used, for `leave`.
     pub(crate) members: Mutex<HashMap<Consumer, BTreeSet<QueueName>>>,
+    /// Snapshots of the records of tasks fetched for the first time and not begun yet, by
+    /// task id, each with the guard token known before its fetch, for `begin` to start
+    /// them without reading their records (see [`codec::Snapshot`]). At most
+    /// [`SNAPSHOTS_MAX`]; `begin` checks each before use.
+    pub(crate) snapshots: Mutex<HashMap<String, (codec::Snapshot, Arc<str>)>>,
+    /// The guard token (`Keys::guard`) last read, if any: a fetch tags its snapshots
+    /// with it.
+    pub(crate) guard: Mutex<Option<Arc<str>>>,
 }
+
+impl Inner {
+    /// Adds to `pipe` the two commands that read the guard token: one that creates it
+    /// (a fresh random value) if it is missing, as after Redis lost its data, then a `GET`.
+    pub(crate) fn read_guard(&self, pipe: &mut redis::Pipeline) {
+        pipe.cmd("SET")
+            .arg(self.keys.guard())
+            .arg(xqueue_core::TaskId::generate().to_string())
+            .arg("NX")
+            .cmd("GET")
+            .arg(self.keys.guard());
+    }
+
+    /// Records the reply of the `GET` of [`Inner::read_guard`] and returns the token. A
+    /// token is never used twice, so a stale one stored after a newer one (replies of
+    /// concurrent reads) only makes snapshots tagged with it fail their check.
+    pub(crate) fn saw_guard(&self, reply: Option<Value>) -> Option<Arc<str>> {
+        let token: Arc<str> = match reply? {
+            Value::BulkString(b) => String::from_utf8(b).ok()?.into(),
+            _ => return None,
+        };
+        *lock(&self.guard) = Some(token.clone());
+        Some(token)
+    }
+}
+
+/// Locks `m`, whatever a panicking holder left in it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Most snapshots kept for `begin` (at most about 1 KiB each: 17 MiB at worst). Each is taken
+/// by the `begin` of its task, and a lane buffers at most `batch_size` deliveries; the few
+/// left behind (deliveries given back or dropped before a `begin`) are cleared when this is
+/// reached, and their tasks then read as before.
+pub(crate) const SNAPSHOTS_MAX: usize = 16_384;
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +112,8 @@ impl RedisBackend {
                 scripts: Scripts::new(),
                 groups: Mutex::new(HashSet::new()),
                 members: Mutex::new(HashMap::new()),
+                snapshots: Mutex::new(HashMap::new()),
+                guard: Mutex::new(None),
             }),
         };
         backend.check_version().await?;
@@ -112,6 +158,13 @@ impl RedisBackend {
             });
         }
         debug!(backend = KIND, version, "connected");
+        let mut pipe = redis::pipe();
+        self.inner.read_guard(&mut pipe);
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.inner.conn.shared())
+            .await
+            .map_err(error::map)?;
+        self.inner.saw_guard(replies.into_iter().nth(1));
         Ok(())
     }
 
@@ -191,6 +244,9 @@ impl QueueBackend for RedisBackend {
         for _ in &streams {
             cmd.arg(">");
         }
+        // Read before the fetch is sent: nothing that happens to the deliveries it brings can
+        // come before this token was read.
+        let guard = lock(&self.inner.guard).clone();
         let value = match self.read_group(&cmd, req.block).await {
             Err(e) if is_nogroup(&e) => {
                 warn!(backend = KIND, group = %group, "consumer group lost; re-creating it");
@@ -209,6 +265,7 @@ impl QueueBackend for RedisBackend {
             .collect();
         let mut out = Vec::new();
         let mut poison = Vec::new();
+        let mut snapshots = Vec::new();
         for stream in reply::array(value, "XREADGROUP")? {
             let mut parts = reply::array(stream, "XREADGROUP")?.into_iter();
             let (Some(key), Some(entries)) = (parts.next(), parts.next()) else {
@@ -219,8 +276,28 @@ impl QueueBackend for RedisBackend {
                 return Err(error::unexpected("XREADGROUP", key));
             };
             for e in reply::array(entries, "XREADGROUP")? {
-                out.extend(delivered(queue, &key, e, 1, "XREADGROUP", &mut poison)?);
+                let d = delivered(
+                    queue,
+                    &key,
+                    e,
+                    1,
+                    "XREADGROUP",
+                    &mut poison,
+                    Some(&mut snapshots),
+                )?;
+                out.extend(d);
             }
+        }
+        if let (false, Some(token)) = (snapshots.is_empty(), guard) {
+            let mut kept = lock(&self.inner.snapshots);
+            if kept.len() + snapshots.len() > SNAPSHOTS_MAX {
+                kept.clear();
+            }
+            kept.extend(
+                snapshots
+                    .into_iter()
+                    .map(|(id, s)| (id, (s, token.clone()))),
+            );
         }
         if !poison.is_empty() {
             self.drop_poison(group, poison).await;
@@ -276,7 +353,8 @@ impl QueueBackend for RedisBackend {
         inv.arg(&consumer.group)
             .arg(&consumer.name)
             .arg(min_idle.as_millis() as u64)
-            .arg(count);
+            .arg(count)
+            .arg(self.inner.keys.guard());
         for s in &streams {
             inv.key(s);
         }
@@ -297,7 +375,15 @@ impl QueueBackend for RedisBackend {
                     .transpose()?;
                 let count = count.unwrap_or(1).max(1) as u32;
                 let e = Value::Array(fields);
-                out.extend(delivered(queue, stream, e, count, "reclaim", &mut poison)?);
+                out.extend(delivered(
+                    queue,
+                    stream,
+                    e,
+                    count,
+                    "reclaim",
+                    &mut poison,
+                    None,
+                )?);
             }
             for id in reply::array(lost.unwrap_or(Value::Nil), "reclaim")? {
                 // With XQueue's trimming this cannot happen: someone else trimmed the stream.

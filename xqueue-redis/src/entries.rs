@@ -20,14 +20,35 @@ pub(crate) fn is_stream_id(tag: &str) -> bool {
     }
 }
 
+/// A stream entry as XQueue reads it.
+pub(crate) struct Entry {
+    pub id: String,
+    /// The message and the deliveries the entry carries over from `nack`, or why it cannot
+    /// be read.
+    pub message: Result<(Message, u32)>,
+    /// Its [`codec::F_SNAPSHOT`] value, if it has one (taken out of the reply, not copied).
+    pub snapshot: Option<String>,
+}
+
 /// One stream entry as returned by XREADGROUP or a script: `[id, [field, value, …]]`.
-pub(crate) fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u32)>)> {
+pub(crate) fn entry(v: Value, what: &str) -> Result<Entry> {
     let mut parts = reply::array(v, what)?.into_iter();
     let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
         return Err(error::unexpected(what, "an entry without id or fields"));
     };
     let id = reply::string(&id, what)?;
-    let fields = reply::array(fields, what)?;
+    let mut fields = reply::array(fields, what)?;
+    let snapshot = fields
+        .chunks_mut(2)
+        .find_map(|p| match p {
+            [Value::BulkString(k), Value::BulkString(v)]
+                if k.as_slice() == codec::F_SNAPSHOT.as_bytes() =>
+            {
+                Some(std::mem::take(v))
+            }
+            _ => None,
+        })
+        .and_then(|v| String::from_utf8(v).ok());
     let pairs: Vec<(&[u8], &[u8])> = fields
         .chunks(2)
         .filter_map(|p| match p {
@@ -41,12 +62,19 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<(String, Result<(Message, u3
             .find(|(k, _)| *k == name.as_bytes())
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     });
-    Ok((id, decoded))
+    Ok(Entry {
+        id,
+        message: decoded,
+        snapshot,
+    })
 }
 
 /// One delivered entry of `queue` (stream `stream`), delivered `count` times by Redis: the
 /// delivery, or `None` when it cannot be decoded; it is then logged and added to `poison`, for
 /// [`crate::RedisBackend`] to drop (an entry no one can read would be redelivered forever).
+///
+/// With `snapshots`, the [`codec::Snapshot`] of a first delivery (never delivered before, not
+/// a copy made by `nack`) is added to it under the task's id.
 pub(crate) fn delivered(
     queue: &QueueName,
     stream: &str,
@@ -54,10 +82,27 @@ pub(crate) fn delivered(
     count: u32,
     what: &str,
     poison: &mut Vec<(String, String)>,
+    snapshots: Option<&mut Vec<(String, codec::Snapshot)>>,
 ) -> Result<Option<Delivery>> {
     match entry(e, what)? {
-        (id, Ok((message, carried))) => Ok(Some(delivery(queue, id, message, carried + count))),
-        (id, Err(err)) => {
+        Entry {
+            id,
+            message: Ok((message, carried)),
+            snapshot,
+        } => {
+            let count = carried + count;
+            if let (Some(out), Some(snapshot), 1) = (snapshots, snapshot, count) {
+                if let Some(snapshot) = codec::Snapshot::decode(snapshot) {
+                    out.push((message.task_id.to_string(), snapshot));
+                }
+            }
+            Ok(Some(delivery(queue, id, message, count)))
+        }
+        Entry {
+            id,
+            message: Err(err),
+            ..
+        } => {
             tracing::error!(queue = %queue, id, error = %err, "dropping an undecodable entry");
             poison.push((stream.to_owned(), id));
             Ok(None)

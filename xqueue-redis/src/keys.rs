@@ -60,6 +60,13 @@ impl Keys {
         format!("{}:succeeded", self.prefix)
     }
 
+    /// A token replaced whenever deliveries are taken over from their consumers
+    /// (`reclaim.lua`) or cancelled tasks are purged (`state_purge.lua`): a snapshot fetched
+    /// under an older token is not trusted (see `begin` in `state.rs`).
+    pub(crate) fn guard(&self) -> String {
+        format!("{}:guard", self.prefix)
+    }
+
     /// The limits hash.
     pub(crate) fn limits(&self) -> String {
         format!("{}:limits", self.prefix)

@@ -23,6 +23,8 @@
 //! | `{prefix}:stream:{queue}` | stream | a queue's messages (`email.high`, …), one consumer group per group name |
 //! | `{prefix}:task:{id}` | hash | a task record, one field per task field |
 //! | `{prefix}:status:{status}` | sorted set | task ids per status, scored by when they entered it (finished: `finished_at`) |
+//! | `{prefix}:running` | hash | task id → `started_at\|worker` of each attempt running |
+//! | `{prefix}:guard` | string | a token replaced by every reclaim that takes deliveries over and every purge of cancelled tasks |
 //! | `{prefix}:schedule` | sorted set | delayed tasks, retries and publish guards by due time |
 //! | `{prefix}:limits` | hash | task type → concurrency limit |
 //! | `{prefix}:permits:{type}`, `{prefix}:holder:{holder}`, `{prefix}:holders` | hash, set, sorted set | permits held, per holder, with lease expiry |
@@ -48,8 +50,11 @@
 //!   [`xqueue_core::Error::Unavailable`] (retryable); the shared connection reconnects with
 //!   backoff by itself, and blocking connections are replaced. No acknowledged publish is lost
 //!   while Redis persists its data (`appendonly yes`; `appendfsync always` for no loss at all).
-//! - Task state changes (`begin`, `complete`, `claim_due`, `cancel`, …) are one Lua script per
-//!   batch, atomic: two instances never start or claim the same task.
+//! - Task state changes (`complete`, `claim_due`, `cancel`, …) are one Lua script per batch,
+//!   atomic: two instances never start or claim the same task. Starting attempts (`begin`) is
+//!   one pipeline of native commands: each task is marked running before its record is read
+//!   (or, for a first delivery whose entry carries its record, before the batch's cancels
+//!   and the guard token are checked), so a cancel is either seen or refused.
 //! - Limits are exact across instances: `acquire` runs as one script that first drops the
 //!   permits of holders whose lease (server time) has passed.
 //! - Redis Cluster is not supported (scripts touch keys they compute from the prefix).

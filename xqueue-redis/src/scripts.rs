@@ -65,7 +65,7 @@ impl Scripts {
             release_due: script!("state_lib.lua", "state_release_due.lua"),
             cancel: script!("state_lib.lua", "state_cancel.lua"),
             requeue_failed: script!("state_lib.lua", "state_requeue_failed.lua"),
-            purge: script!("state_lib.lua", "state_purge.lua"),
+            purge: script!(["state_lib.lua", "stream_lib.lua"], "state_purge.lua"),
             acquire: script!("limiter_lib.lua", "limiter_acquire.lua"),
             release: script!("limiter_lib.lua", "limiter_release.lua"),
             refresh: script!("limiter_lib.lua", "limiter_refresh.lua"),

@@ -7,6 +7,7 @@
 //! stays `pending` until the attempt ends; see `state_lib.lua`), so `begin` needs no script:
 //! it marks and reads in one pipeline, the cheapest start Redis allows.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -158,7 +159,7 @@ impl StateStore for RedisBackend {
         let max_len = self.inner.config.max_len;
         inv.arg(self.inner.keys.prefix())
             .arg(max_len)
-            .arg(codec::MESSAGE_PAIRS);
+            .arg(codec::MESSAGE_PAIRS + 1);
         let mut streams: Vec<(QueueName, String)> = Vec::new();
         let mut stream_of = |queue: QueueName, inv: &mut redis::ScriptInvocation| {
             match streams.iter().position(|(q, _)| *q == queue) {
@@ -187,11 +188,14 @@ impl StateStore for RedisBackend {
         for t in tasks {
             let at = stream_of(t.queue(), &mut inv);
             let fields = codec::task_fields(t);
+            let snapshot = codec::snapshot_value(t, &fields);
             inv.arg(at).arg(fields.len());
             for (name, value) in fields {
                 inv.arg(name).arg(value);
             }
-            inv.arg(&codec::message_fields(&t.message())[..]);
+            inv.arg(&codec::message_fields(&t.message())[..])
+                .arg(codec::F_SNAPSHOT)
+                .arg(snapshot);
         }
         let what = "insert_published";
         let r = reply::array(self.run(&inv).await.map_err(error::map)?, what)?;
@@ -227,7 +231,8 @@ impl StateStore for RedisBackend {
         let mut poison = Vec::new();
         let mut taken = Vec::with_capacity(entries.len());
         for (e, n) in entries.into_iter().zip(attempts) {
-            let Some(delivery) = entries::delivered(&take.queue, &stream, e, 1, what, &mut poison)?
+            let Some(delivery) =
+                entries::delivered(&take.queue, &stream, e, 1, what, &mut poison, None)?
             else {
                 continue;
             };
@@ -354,6 +359,17 @@ impl StateStore for RedisBackend {
     /// ordered: a task cancelled before the mark is read as `cancelled` and skipped; once it
     /// is marked, the cancel is refused. What is left is rare and one script call: counting a
     /// redelivered task's earlier attempt, and taking the marks off tasks not started.
+    ///
+    /// A task this backend fetched for the first time, whose entry carries a snapshot of its
+    /// record ([`codec::Snapshot`]), is not read. Until the entry was delivered, nothing
+    /// could start the task (that takes a delivery of its only entry), so its record could
+    /// change only by a `cancel` (and, past the retention, the purge of the cancelled task);
+    /// after it, only by an attempt from a delivery taken over from this consumer. So the
+    /// snapshot holds when, read after the marks in the same pipeline, the task has no
+    /// earlier mark, is not in the `cancelled` index (one `ZMSCORE` for the batch, of a small
+    /// index), and the guard token (`{prefix}:guard`, replaced by every reclaim that takes
+    /// anything and every purge of cancelled tasks) is the one read before the fetch. Any
+    /// other task is read with an `HMGET`, after the marks as well.
     #[tracing::instrument(skip_all, fields(backend = KIND, worker, count = ids.len()))]
     async fn begin(&self, ids: &[TaskId], worker: &str, now: UnixMillis) -> Result<Vec<Begin>> {
         if ids.is_empty() {
@@ -362,6 +378,14 @@ impl StateStore for RedisBackend {
         let keys = &self.inner.keys;
         let running = keys.running();
         let mark = format!("{now}|{worker}");
+        let mut snapshots: Vec<Option<(codec::Snapshot, Arc<str>)>> = {
+            let mut kept = crate::backend::lock(&self.inner.snapshots);
+            if kept.is_empty() {
+                vec![None; ids.len()]
+            } else {
+                ids.iter().map(|id| kept.remove(id.as_str())).collect()
+            }
+        };
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET").arg(&running);
         for id in ids {
@@ -371,7 +395,15 @@ impl StateStore for RedisBackend {
         for id in ids {
             pipe.arg(id.as_str()).arg(&mark);
         }
-        for id in ids {
+        self.inner.read_guard(&mut pipe);
+        let snapshotted = snapshots.iter().filter(|s| s.is_some()).count();
+        if snapshotted > 0 {
+            pipe.cmd("ZMSCORE").arg(keys.status(TaskStatus::Cancelled));
+            for (id, _) in ids.iter().zip(&snapshots).filter(|(_, s)| s.is_some()) {
+                pipe.arg(id.as_str());
+            }
+        }
+        for (id, _) in ids.iter().zip(&snapshots).filter(|(_, s)| s.is_none()) {
             pipe.cmd("HMGET")
                 .arg(keys.task(id.as_str()))
                 .arg(&codec::BEGIN_FIELDS[..]);
@@ -384,12 +416,61 @@ impl StateStore for RedisBackend {
         let mut replies = replies.into_iter();
         let earlier = reply::array(replies.next().unwrap_or(Value::Nil), what)?;
         replies.next(); // the HSET's count
-        if earlier.len() != ids.len() || replies.len() != ids.len() {
+        replies.next(); // the SET NX of the guard token
+        let guard = self.inner.saw_guard(replies.next());
+        let cancelled: Vec<Option<f64>> = match snapshotted {
+            0 => Vec::new(),
+            _ => redis::from_redis_value(replies.next().unwrap_or(Value::Nil))
+                .map_err(|e| error::unexpected(what, e))?,
+        };
+        if earlier.len() != ids.len()
+            || cancelled.len() != snapshotted
+            || replies.len() != ids.len() - snapshotted
+        {
             return Err(error::unexpected(what, "a reply per task"));
         }
+        // A snapshot that may no longer hold is dropped: its record is read below.
+        let mut cancelled = cancelled.into_iter();
+        let mut stale = Vec::new();
+        for ((id, snapshot), earlier) in ids.iter().zip(snapshots.iter_mut()).zip(&earlier) {
+            let Some((_, tag)) = snapshot else {
+                continue;
+            };
+            let was_cancelled = cancelled.next().flatten().is_some();
+            let holds = *earlier == Value::Nil && !was_cancelled && guard.as_ref() == Some(&*tag);
+            if !holds {
+                *snapshot = None;
+                stale.push(id);
+            }
+        }
+        let mut reread = Vec::new();
+        if !stale.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &stale {
+                pipe.cmd("HMGET")
+                    .arg(keys.task(id.as_str()))
+                    .arg(&codec::BEGIN_FIELDS[..]);
+            }
+            reread = pipe
+                .query_async(&mut self.inner.conn.shared())
+                .await
+                .map_err(error::map)?;
+        }
+        // Each task's record, as `HMGET` answers it, in the order of `ids`.
+        let mut read = replies;
+        let mut reread = reread.into_iter();
+        let records: Vec<Value> = ids
+            .iter()
+            .zip(snapshots)
+            .map(|(id, snapshot)| match snapshot {
+                Some((s, _)) => Value::Array(s.into_begin_values()),
+                None if stale.contains(&id) => reread.next().unwrap_or(Value::Nil),
+                None => read.next().unwrap_or(Value::Nil),
+            })
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         let (mut redelivered, mut not_started) = (Vec::new(), Vec::new());
-        for ((id, earlier), record) in ids.iter().zip(earlier).zip(replies) {
+        for ((id, earlier), record) in ids.iter().zip(earlier).zip(records) {
             let values = reply::array(record, what)?;
             let field = |name: &str| match values.get(codec::begin_field(name)?) {
                 Some(Value::BulkString(b)) => std::str::from_utf8(b).ok(),
