@@ -196,8 +196,9 @@ async fn a_first_delivery_starts_from_its_entry_unless_its_record_may_have_chang
         summary(&begun),
         vec![(Some(1), 1, None), (None, 0, Some(TaskStatus::Cancelled))]
     );
-    // The marks' one read and the cancelled task's record: the other started from its entry.
-    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 2);
+    // The marks, the streams' snapshot floors and the cancelled task's record: the other
+    // started from its entry.
+    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 3);
 
     // The third: cancelled elsewhere after the fetch, and purged (as past the retention).
     assert_eq!(fetch(1).await.unwrap().len(), 1);
@@ -241,7 +242,76 @@ async fn a_first_delivery_starts_from_its_entry_unless_its_record_may_have_chang
         vec![(Some(4), 2, None), (Some(5), 1, None)]
     );
     // After a takeover no snapshot is trusted: both records were read.
-    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 3);
+    assert_eq!(calls(&mut raw, "hmget").await - reads_before, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_created_again_or_beside_another_trusts_no_snapshot_of_older_entries() {
+    use std::time::Duration;
+    use xqueue_core::{Consumer, FetchRequest, QueueBackend};
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let here = server.backend(&prefix).await;
+    let elsewhere = server.backend(&prefix).await;
+    let mut raw = server.raw().await;
+    let tasks: Vec<_> = (1..=2).map(|n| pending_task("regroup", n)).collect();
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
+    here.insert_published(&tasks, None).await.unwrap();
+    let queue = tasks[0].queue();
+    let fetch = |backend: &xqueue_redis::RedisBackend, group: &str, count: usize| {
+        let req = FetchRequest {
+            consumer: Consumer::new(group, "c"),
+            queues: vec![queue.clone()],
+            count,
+            block: Duration::ZERO,
+        };
+        let backend = backend.clone();
+        async move { backend.fetch(&req).await.unwrap() }
+    };
+    let statuses = |begun: Vec<Begin>| -> Vec<Option<TaskStatus>> {
+        begun
+            .into_iter()
+            .map(|b| match b {
+                Begin::Run(_) => None,
+                Begin::Skip { status, .. } => status,
+            })
+            .collect()
+    };
+    let now = now_millis();
+
+    // The first task runs and succeeds; its entry stays in the stream until a trim.
+    let first = fetch(&here, "g", 1).await;
+    let t = run_one(&here, &ids[0], "c", now).await;
+    here.complete(&[success(&t)]).await.unwrap();
+    here.ack(&Consumer::new("g", "c"), &[first[0].receipt.clone()])
+        .await
+        .unwrap();
+
+    // The group is lost (destroyed by hand) and re-created at 0 by the next fetch: both
+    // entries come again as first deliveries, and the finished task must not run again.
+    let stream = format!("{prefix}:stream:{queue}");
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&stream)
+        .arg("g")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(fetch(&here, "g", 10).await.len(), 2);
+    let begun = here.begin(&ids, "c", now).await.unwrap();
+    assert_eq!(statuses(begun), vec![Some(TaskStatus::Success), None]);
+    let t = run_one(&here, &ids[1], "c", now).await;
+    here.complete(&[success(&t)]).await.unwrap();
+
+    // A second group on the same stream gets both entries as first deliveries too.
+    assert_eq!(fetch(&elsewhere, "g2", 10).await.len(), 2);
+    let begun = elsewhere.begin(&ids, "c2", now).await.unwrap();
+    assert_eq!(
+        statuses(begun),
+        vec![Some(TaskStatus::Success), Some(TaskStatus::Success)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

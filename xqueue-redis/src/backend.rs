@@ -40,14 +40,27 @@ pub(crate) struct Inner {
     pub(crate) groups: Mutex<HashSet<(String, String)>>,
     /// The queues each consumer used, for `leave`.
     pub(crate) members: Mutex<HashMap<Consumer, BTreeSet<QueueName>>>,
+    /// `(group, stream key)` pairs Redis answered NOGROUP for and that are not re-created
+    /// yet: `ensure_groups` then sets the stream's snapshot floor.
+    pub(crate) lost: Mutex<HashSet<(String, String)>>,
     /// Snapshots of the records of tasks fetched for the first time and not begun yet, by
     /// task id, each with the guard token known before its fetch, for `begin` to start
     /// them without reading their records (see [`codec::Snapshot`]). At most
     /// [`SNAPSHOTS_MAX`]; `begin` checks each before use.
-    pub(crate) snapshots: Mutex<HashMap<String, (codec::Snapshot, Arc<str>)>>,
+    pub(crate) snapshots: Mutex<HashMap<String, Kept>>,
     /// The guard token (`Keys::guard`) last read, if any: a fetch tags its snapshots
     /// with it.
     pub(crate) guard: Mutex<Option<Arc<str>>>,
+}
+
+/// A snapshot kept for `begin`, with what its check needs.
+pub(crate) struct Kept {
+    pub snapshot: codec::Snapshot,
+    /// The guard token read before the fetch.
+    pub guard: Arc<str>,
+    /// The stream key and the id of the entry it came in.
+    pub stream: String,
+    pub entry: String,
 }
 
 impl Inner {
@@ -112,6 +125,7 @@ impl RedisBackend {
                 scripts: Scripts::new(),
                 groups: Mutex::new(HashSet::new()),
                 members: Mutex::new(HashMap::new()),
+                lost: Mutex::new(HashSet::new()),
                 snapshots: Mutex::new(HashMap::new()),
                 guard: Mutex::new(None),
             }),
@@ -266,6 +280,7 @@ impl QueueBackend for RedisBackend {
         let mut out = Vec::new();
         let mut poison = Vec::new();
         let mut snapshots = Vec::new();
+        let mut found = Vec::new();
         for stream in reply::array(value, "XREADGROUP")? {
             let mut parts = reply::array(stream, "XREADGROUP")?.into_iter();
             let (Some(key), Some(entries)) = (parts.next(), parts.next()) else {
@@ -283,9 +298,10 @@ impl QueueBackend for RedisBackend {
                     1,
                     "XREADGROUP",
                     &mut poison,
-                    Some(&mut snapshots),
+                    Some(&mut found),
                 )?;
                 out.extend(d);
+                snapshots.extend(found.drain(..).map(|(id, s, e)| (id, s, e, key.clone())));
             }
         }
         if let (false, Some(token)) = (snapshots.is_empty(), guard) {
@@ -293,11 +309,16 @@ impl QueueBackend for RedisBackend {
             if kept.len() + snapshots.len() > SNAPSHOTS_MAX {
                 kept.clear();
             }
-            kept.extend(
-                snapshots
-                    .into_iter()
-                    .map(|(id, s)| (id, (s, token.clone()))),
-            );
+            for (id, snapshot, entry, stream) in snapshots {
+                let guard = token.clone();
+                let k = Kept {
+                    snapshot,
+                    guard,
+                    stream,
+                    entry,
+                };
+                kept.insert(id, k);
+            }
         }
         if !poison.is_empty() {
             self.drop_poison(group, poison).await;

@@ -74,7 +74,7 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<Entry> {
 /// [`crate::RedisBackend`] to drop (an entry no one can read would be redelivered forever).
 ///
 /// With `snapshots`, the [`codec::Snapshot`] of a first delivery (never delivered before, not
-/// a copy made by `nack`) is added to it under the task's id.
+/// a copy made by `nack`) is added to it with the task's id and the entry's id.
 pub(crate) fn delivered(
     queue: &QueueName,
     stream: &str,
@@ -82,7 +82,7 @@ pub(crate) fn delivered(
     count: u32,
     what: &str,
     poison: &mut Vec<(String, String)>,
-    snapshots: Option<&mut Vec<(String, codec::Snapshot)>>,
+    snapshots: Option<&mut Vec<(String, codec::Snapshot, String)>>,
 ) -> Result<Option<Delivery>> {
     match entry(e, what)? {
         Entry {
@@ -93,7 +93,7 @@ pub(crate) fn delivered(
             let count = carried + count;
             if let (Some(out), Some(snapshot), 1) = (snapshots, snapshot, count) {
                 if let Some(snapshot) = codec::Snapshot::decode(snapshot) {
-                    out.push((message.task_id.to_string(), snapshot));
+                    out.push((message.task_id.to_string(), snapshot, id.clone()));
                 }
             }
             Ok(Some(delivery(queue, id, message, count)))

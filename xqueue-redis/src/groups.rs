@@ -26,14 +26,21 @@ impl RedisBackend {
             return Ok(());
         }
         let mut inv = self.inner.scripts.ensure_groups.prepare_invoke();
-        inv.arg(group);
-        for s in &missing {
-            inv.key(s.as_str());
+        inv.arg(group).arg(self.inner.keys.snapshot_floors());
+        {
+            let lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &missing {
+                inv.key(s.as_str());
+                let was_lost = lost.contains(&(group.to_string(), s.to_string()));
+                inv.arg(if was_lost { "1" } else { "0" });
+            }
         }
         let created = self.run(&inv).await.map_err(error::map)?;
         debug!(backend = KIND, group, created = ?created, "consumer groups ensured");
         let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
         for s in missing {
+            lost.remove(&(group.to_string(), s.clone()));
             known.insert((group.to_string(), s.clone()));
         }
         Ok(())
@@ -42,7 +49,9 @@ impl RedisBackend {
     /// Forgets that groups exist (Redis answered NOGROUP), so the next call re-creates them.
     pub(crate) fn forget_groups(&self, group: &str, streams: &[String]) {
         let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
         for s in streams {
+            lost.insert((group.to_string(), s.clone()));
             known.remove(&(group.to_string(), s.clone()));
         }
     }

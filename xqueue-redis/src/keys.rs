@@ -67,6 +67,13 @@ impl Keys {
         format!("{}:guard", self.prefix)
     }
 
+    /// Per stream, the entry id up to which no snapshot is trusted (`+`: none is), set when a
+    /// group is created beside another or re-created (`ensure_groups.lua`; see `begin` in
+    /// `state.rs`).
+    pub(crate) fn snapshot_floors(&self) -> String {
+        format!("{}:snapshot_floors", self.prefix)
+    }
+
     /// The limits hash.
     pub(crate) fn limits(&self) -> String {
         format!("{}:limits", self.prefix)

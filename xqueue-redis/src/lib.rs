@@ -25,6 +25,7 @@
 //! | `{prefix}:status:{status}` | sorted set | task ids per status, scored by when they entered it (finished: `finished_at`) |
 //! | `{prefix}:running` | hash | task id → `started_at\|worker` of each attempt running |
 //! | `{prefix}:guard` | string | a token replaced by every reclaim that takes deliveries over and every purge of cancelled tasks |
+//! | `{prefix}:snapshot_floors` | hash | stream → the entry id up to which no snapshot is trusted, set when a group is created beside another or re-created |
 //! | `{prefix}:schedule` | sorted set | delayed tasks, retries and publish guards by due time |
 //! | `{prefix}:limits` | hash | task type → concurrency limit |
 //! | `{prefix}:permits:{type}`, `{prefix}:holder:{holder}`, `{prefix}:holders` | hash, set, sorted set | permits held, per holder, with lease expiry |

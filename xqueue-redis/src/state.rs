@@ -7,7 +7,6 @@
 //! stays `pending` until the attempt ends; see `state_lib.lua`), so `begin` needs no script:
 //! it marks and reads in one pipeline, the cheapest start Redis allows.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -378,10 +377,10 @@ impl StateStore for RedisBackend {
         let keys = &self.inner.keys;
         let running = keys.running();
         let mark = format!("{now}|{worker}");
-        let mut snapshots: Vec<Option<(codec::Snapshot, Arc<str>)>> = {
+        let mut snapshots: Vec<Option<crate::backend::Kept>> = {
             let mut kept = crate::backend::lock(&self.inner.snapshots);
             if kept.is_empty() {
-                vec![None; ids.len()]
+                ids.iter().map(|_| None).collect()
             } else {
                 ids.iter().map(|id| kept.remove(id.as_str())).collect()
             }
@@ -397,11 +396,19 @@ impl StateStore for RedisBackend {
         }
         self.inner.read_guard(&mut pipe);
         let snapshotted = snapshots.iter().filter(|s| s.is_some()).count();
+        let mut streams: Vec<String> = snapshots
+            .iter()
+            .flatten()
+            .map(|k| k.stream.clone())
+            .collect();
+        streams.sort_unstable();
+        streams.dedup();
         if snapshotted > 0 {
             pipe.cmd("ZMSCORE").arg(keys.status(TaskStatus::Cancelled));
             for (id, _) in ids.iter().zip(&snapshots).filter(|(_, s)| s.is_some()) {
                 pipe.arg(id.as_str());
             }
+            pipe.cmd("HMGET").arg(keys.snapshot_floors()).arg(&streams);
         }
         for (id, _) in ids.iter().zip(&snapshots).filter(|(_, s)| s.is_none()) {
             pipe.cmd("HMGET")
@@ -418,10 +425,30 @@ impl StateStore for RedisBackend {
         replies.next(); // the HSET's count
         replies.next(); // the SET NX of the guard token
         let guard = self.inner.saw_guard(replies.next());
-        let cancelled: Vec<Option<f64>> = match snapshotted {
-            0 => Vec::new(),
-            _ => redis::from_redis_value(replies.next().unwrap_or(Value::Nil))
-                .map_err(|e| error::unexpected(what, e))?,
+        let (cancelled, floors): (Vec<Option<f64>>, Vec<Option<String>>) = match snapshotted {
+            0 => (Vec::new(), Vec::new()),
+            _ => {
+                let mut next = || replies.next().unwrap_or(Value::Nil);
+                let cancelled = redis::from_redis_value(next());
+                let floors = redis::from_redis_value(next());
+                (
+                    cancelled.map_err(|e| error::unexpected(what, e))?,
+                    floors.map_err(|e| error::unexpected(what, e))?,
+                )
+            }
+        };
+        // Per stream, whether an entry is above its floor: the floor is set when a group is
+        // created beside another or re-created (`ensure_groups.lua`), which may hand out
+        // entries that another group or the lost one already ran.
+        let above_floor = |k: &crate::backend::Kept| {
+            let i = streams.iter().position(|s| *s == k.stream);
+            match i.and_then(|i| floors.get(i)).cloned().flatten() {
+                None => true,
+                Some(floor) => match (entry_id(&k.entry), entry_id(&floor)) {
+                    (Some(entry), Some(floor)) => entry > floor,
+                    _ => false,
+                },
+            }
         };
         if earlier.len() != ids.len()
             || cancelled.len() != snapshotted
@@ -433,11 +460,14 @@ impl StateStore for RedisBackend {
         let mut cancelled = cancelled.into_iter();
         let mut stale = Vec::new();
         for ((id, snapshot), earlier) in ids.iter().zip(snapshots.iter_mut()).zip(&earlier) {
-            let Some((_, tag)) = snapshot else {
+            let Some(kept) = snapshot else {
                 continue;
             };
             let was_cancelled = cancelled.next().flatten().is_some();
-            let holds = *earlier == Value::Nil && !was_cancelled && guard.as_ref() == Some(&*tag);
+            let holds = *earlier == Value::Nil
+                && !was_cancelled
+                && guard.as_ref() == Some(&kept.guard)
+                && above_floor(kept);
             if !holds {
                 *snapshot = None;
                 stale.push(id);
@@ -463,7 +493,7 @@ impl StateStore for RedisBackend {
             .iter()
             .zip(snapshots)
             .map(|(id, snapshot)| match snapshot {
-                Some((s, _)) => Value::Array(s.into_begin_values()),
+                Some(k) => Value::Array(k.snapshot.into_begin_values()),
                 None if stale.contains(&id) => reread.next().unwrap_or(Value::Nil),
                 None => read.next().unwrap_or(Value::Nil),
             })
@@ -671,4 +701,10 @@ impl StateStore for RedisBackend {
             .unwrap_or(0)
             .max(0) as u64)
     }
+}
+
+/// A stream entry id (`ms-seq`) as a pair that orders as Redis orders ids.
+fn entry_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
