@@ -188,6 +188,21 @@ async fn ping(url: &str) -> Result<(), String> {
     }
 }
 
+/// Destroys consumer group `group` of `stream` (as an operator might by hand).
+pub async fn destroy_group(
+    raw: &mut ::redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) {
+    let _: i64 = ::redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(stream)
+        .arg(group)
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
 /// A key prefix no other test uses: `xq-test-<uuid>`.
 pub fn unique_prefix() -> String {
     format!("xq-test-{}", uuid::Uuid::new_v4().simple())

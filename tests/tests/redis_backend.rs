@@ -12,7 +12,7 @@ use xqueue_core::{
 };
 use xqueue_redis::{RedisBackend, RedisConfig};
 use xqueue_tests::queue::{fetch_req, messages, receipts};
-use xqueue_tests::redis::{unique_prefix, RedisServer};
+use xqueue_tests::redis::{destroy_group, unique_prefix, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_consumer_group_is_recreated() {
@@ -41,13 +41,7 @@ async fn a_lost_consumer_group_is_recreated() {
     assert_eq!(again.len(), 2, "fetch after the group was lost");
 
     // Only the group is destroyed: recreated at id 0, it delivers what the stream holds.
-    let _: () = redis::cmd("XGROUP")
-        .arg("DESTROY")
-        .arg(&stream)
-        .arg("g")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    destroy_group(&mut raw, &stream, "g").await;
     let redelivered = backend.fetch(&fetch_req(&c, &q, 10, 0)).await.unwrap();
     assert_eq!(redelivered.len(), 2);
     assert_eq!(backend.ack(&c, &receipts(&redelivered)).await.unwrap(), 2);

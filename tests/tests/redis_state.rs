@@ -5,7 +5,8 @@
 use redis::AsyncCommands;
 use xqueue_core::{now_millis, Begin, Error, Outcome, StateStore, TaskId, TaskStatus};
 use xqueue_redis::RedisConfig;
-use xqueue_tests::redis::{unique_prefix, RedisServer};
+use xqueue_tests::queue::fetch_req;
+use xqueue_tests::redis::{destroy_group, unique_prefix, RedisServer};
 use xqueue_tests::state::{pending_task, run_one, success};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -147,28 +148,59 @@ async fn calls(raw: &mut redis::aio::MultiplexedConnection, command: &str) -> u6
         .unwrap_or(0)
 }
 
+/// Two instances on one Redis and prefix (each keeps the snapshots of what it fetched), and
+/// `n` tasks of `task_type` submitted in one step by the first.
+struct TwoInstances {
+    _server: RedisServer,
+    here: xqueue_redis::RedisBackend,
+    elsewhere: xqueue_redis::RedisBackend,
+    raw: redis::aio::MultiplexedConnection,
+    prefix: String,
+    tasks: Vec<xqueue_core::Task>,
+    ids: Vec<TaskId>,
+}
+
+async fn two_instances(task_type: &str, n: i32) -> Option<TwoInstances> {
+    let server = RedisServer::start().await?;
+    let prefix = unique_prefix();
+    let here = server.backend(&prefix).await;
+    let elsewhere = server.backend(&prefix).await;
+    let raw = server.raw().await;
+    let tasks: Vec<_> = (1..=n).map(|i| pending_task(task_type, i)).collect();
+    let ids = tasks.iter().map(|t| t.id.clone()).collect();
+    here.insert_published(&tasks, None).await.unwrap();
+    Some(TwoInstances {
+        _server: server,
+        here,
+        elsewhere,
+        raw,
+        prefix,
+        tasks,
+        ids,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_first_delivery_starts_from_its_entry_unless_its_record_may_have_changed() {
     use std::time::Duration;
-    use xqueue_core::{Consumer, FetchRequest, QueueBackend};
-    let Some(server) = RedisServer::start().await else {
+    use xqueue_core::{Consumer, QueueBackend};
+    // `_server` is bound, not left to `..`: dropping it would stop the container.
+    let Some(TwoInstances {
+        _server,
+        here,
+        elsewhere,
+        mut raw,
+        tasks,
+        ids,
+        ..
+    }) = two_instances("snap", 5).await
+    else {
         return;
     };
-    let prefix = unique_prefix();
-    // Two instances: each keeps the snapshots of what it fetched.
-    let here = server.backend(&prefix).await;
-    let elsewhere = server.backend(&prefix).await;
-    let mut raw = server.raw().await;
-    let tasks: Vec<_> = (1..=5).map(|n| pending_task("snap", n)).collect();
-    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
-    here.insert_published(&tasks, None).await.unwrap();
+    let consumer = Consumer::new("g", "here");
+    let queue = tasks[0].queue();
     let fetch = |count: usize| {
-        let req = FetchRequest {
-            consumer: Consumer::new("g", "here"),
-            queues: vec![tasks[0].queue()],
-            count,
-            block: Duration::ZERO,
-        };
+        let req = fetch_req(&consumer, &queue, count, 0);
         let here = &here;
         async move { here.fetch(&req).await }
     };
@@ -247,26 +279,23 @@ async fn a_first_delivery_starts_from_its_entry_unless_its_record_may_have_chang
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_group_created_again_or_beside_another_trusts_no_snapshot_of_older_entries() {
-    use std::time::Duration;
-    use xqueue_core::{Consumer, FetchRequest, QueueBackend};
-    let Some(server) = RedisServer::start().await else {
+    use xqueue_core::{Consumer, QueueBackend};
+    // `_server` is bound, not left to `..`: dropping it would stop the container.
+    let Some(TwoInstances {
+        _server,
+        here,
+        elsewhere,
+        mut raw,
+        prefix,
+        tasks,
+        ids,
+    }) = two_instances("regroup", 2).await
+    else {
         return;
     };
-    let prefix = unique_prefix();
-    let here = server.backend(&prefix).await;
-    let elsewhere = server.backend(&prefix).await;
-    let mut raw = server.raw().await;
-    let tasks: Vec<_> = (1..=2).map(|n| pending_task("regroup", n)).collect();
-    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id.clone()).collect();
-    here.insert_published(&tasks, None).await.unwrap();
     let queue = tasks[0].queue();
     let fetch = |backend: &xqueue_redis::RedisBackend, group: &str, count: usize| {
-        let req = FetchRequest {
-            consumer: Consumer::new(group, "c"),
-            queues: vec![queue.clone()],
-            count,
-            block: Duration::ZERO,
-        };
+        let req = fetch_req(&Consumer::new(group, "c"), &queue, count, 0);
         let backend = backend.clone();
         async move { backend.fetch(&req).await.unwrap() }
     };
@@ -291,14 +320,7 @@ async fn a_group_created_again_or_beside_another_trusts_no_snapshot_of_older_ent
 
     // The group is lost (destroyed by hand) and re-created at 0 by the next fetch: both
     // entries come again as first deliveries, and the finished task must not run again.
-    let stream = format!("{prefix}:stream:{queue}");
-    let _: i64 = redis::cmd("XGROUP")
-        .arg("DESTROY")
-        .arg(&stream)
-        .arg("g")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    destroy_group(&mut raw, &format!("{prefix}:stream:{queue}"), "g").await;
     assert_eq!(fetch(&here, "g", 10).await.len(), 2);
     let begun = here.begin(&ids, "c", now).await.unwrap();
     assert_eq!(statuses(begun), vec![Some(TaskStatus::Success), None]);
