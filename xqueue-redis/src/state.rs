@@ -366,9 +366,11 @@ impl StateStore for RedisBackend {
     /// after it, only by an attempt from a delivery taken over from this consumer. So the
     /// snapshot holds when, read after the marks in the same pipeline, the task has no
     /// earlier mark, is not in the `cancelled` index (one `ZMSCORE` for the batch, of a small
-    /// index), and the guard token (`{prefix}:guard`, replaced by every reclaim that takes
-    /// anything and every purge of cancelled tasks) is the one read before the fetch. Any
-    /// other task is read with an `HMGET`, after the marks as well.
+    /// index), the guard token (`{prefix}:guard`, replaced by every reclaim that takes
+    /// anything and every purge of cancelled tasks) is the one read before the fetch, and the
+    /// entry is above its stream's snapshot floor (set when a group is created beside another
+    /// or re-created after it was lost, which hands out entries that may have run already;
+    /// `ensure_groups.lua`). Any other task is read with an `HMGET`, after the marks as well.
     #[tracing::instrument(skip_all, fields(backend = KIND, worker, count = ids.len()))]
     async fn begin(&self, ids: &[TaskId], worker: &str, now: UnixMillis) -> Result<Vec<Begin>> {
         if ids.is_empty() {
@@ -452,6 +454,7 @@ impl StateStore for RedisBackend {
         };
         if earlier.len() != ids.len()
             || cancelled.len() != snapshotted
+            || (snapshotted > 0 && floors.len() != streams.len())
             || replies.len() != ids.len() - snapshotted
         {
             return Err(error::unexpected(what, "a reply per task"));
