@@ -20,6 +20,7 @@ use crate::error::{self, is_nogroup, KIND};
 use crate::keys::Keys;
 use crate::reply;
 use crate::scripts::Scripts;
+use crate::snapshot::{Kept, SNAPSHOTS_MAX};
 
 /// XQueue's Redis backend: queues, task state and concurrency limits in one Redis.
 ///
@@ -45,22 +46,12 @@ pub(crate) struct Inner {
     pub(crate) lost: Mutex<HashSet<(String, String)>>,
     /// Snapshots of the records of tasks fetched for the first time and not begun yet, by
     /// task id, each with the guard token known before its fetch, for `begin` to start
-    /// them without reading their records (see [`codec::Snapshot`]). At most
+    /// them without reading their records (see [`crate::snapshot::Snapshot`]). At most
     /// [`SNAPSHOTS_MAX`]; `begin` checks each before use.
     pub(crate) snapshots: Mutex<HashMap<String, Kept>>,
     /// The guard token (`Keys::guard`) last read, if any: a fetch tags its snapshots
     /// with it.
     pub(crate) guard: Mutex<Option<Arc<str>>>,
-}
-
-/// A snapshot kept for `begin`, with what its check needs.
-pub(crate) struct Kept {
-    pub snapshot: codec::Snapshot,
-    /// The guard token read before the fetch.
-    pub guard: Arc<str>,
-    /// The stream key and the id of the entry it came in.
-    pub stream: String,
-    pub entry: String,
 }
 
 impl Inner {
@@ -92,12 +83,6 @@ impl Inner {
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
-
-/// Most snapshots kept for `begin` (at most about 1 KiB each: 17 MiB at worst). Each is taken
-/// by the `begin` of its task, and a lane buffers at most `batch_size` deliveries; the few
-/// left behind (deliveries given back or dropped before a `begin`) are cleared when this is
-/// reached, and their tasks then read as before.
-pub(crate) const SNAPSHOTS_MAX: usize = 16_384;
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,6 +6,7 @@ use xqueue_core::{Delivery, Message, QueueName, Receipt, Result};
 use crate::codec;
 use crate::error;
 use crate::reply;
+use crate::snapshot;
 
 /// Whether `tag` looks like a stream entry id (`ms-seq`).
 pub(crate) fn is_stream_id(tag: &str) -> bool {
@@ -26,7 +27,7 @@ pub(crate) struct Entry {
     /// The message and the deliveries the entry carries over from `nack`, or why it cannot
     /// be read.
     pub message: Result<(Message, u32)>,
-    /// Its [`codec::F_SNAPSHOT`] value, if it has one (taken out of the reply, not copied).
+    /// Its [`snapshot::F_SNAPSHOT`] value, if it has one (taken out of the reply, not copied).
     pub snapshot: Option<String>,
 }
 
@@ -42,7 +43,7 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<Entry> {
         .chunks_mut(2)
         .find_map(|p| match p {
             [Value::BulkString(k), Value::BulkString(v)]
-                if k.as_slice() == codec::F_SNAPSHOT.as_bytes() =>
+                if k.as_slice() == snapshot::F_SNAPSHOT.as_bytes() =>
             {
                 Some(std::mem::take(v))
             }
@@ -73,7 +74,7 @@ pub(crate) fn entry(v: Value, what: &str) -> Result<Entry> {
 /// delivery, or `None` when it cannot be decoded; it is then logged and added to `poison`, for
 /// [`crate::RedisBackend`] to drop (an entry no one can read would be redelivered forever).
 ///
-/// With `snapshots`, the [`codec::Snapshot`] of a first delivery (never delivered before, not
+/// With `snapshots`, the [`snapshot::Snapshot`] of a first delivery (never delivered before, not
 /// a copy made by `nack`) is added to it with the task's id and the entry's id.
 pub(crate) fn delivered(
     queue: &QueueName,
@@ -82,7 +83,7 @@ pub(crate) fn delivered(
     count: u32,
     what: &str,
     poison: &mut Vec<(String, String)>,
-    snapshots: Option<&mut Vec<(String, codec::Snapshot, String)>>,
+    snapshots: Option<&mut Vec<(String, snapshot::Snapshot, String)>>,
 ) -> Result<Option<Delivery>> {
     match entry(e, what)? {
         Entry {
@@ -92,7 +93,7 @@ pub(crate) fn delivered(
         } => {
             let count = carried + count;
             if let (Some(out), Some(snapshot), 1) = (snapshots, snapshot, count) {
-                if let Some(snapshot) = codec::Snapshot::decode(snapshot) {
+                if let Some(snapshot) = snapshot::Snapshot::decode(snapshot) {
                     out.push((message.task_id.to_string(), snapshot, id.clone()));
                 }
             }

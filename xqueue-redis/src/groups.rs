@@ -8,7 +8,7 @@ use redis::Value;
 use tracing::{debug, warn};
 use xqueue_core::{Consumer, QueueName, Receipt, Result};
 
-use crate::backend::RedisBackend;
+use crate::backend::{lock, RedisBackend};
 use crate::entries::is_stream_id;
 use crate::error::{self, is_nogroup, KIND};
 
@@ -28,7 +28,7 @@ impl RedisBackend {
         let mut inv = self.inner.scripts.ensure_groups.prepare_invoke();
         inv.arg(group).arg(self.inner.keys.snapshot_floors());
         {
-            let lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
+            let lost = lock(&self.inner.lost);
             for s in &missing {
                 inv.key(s.as_str());
                 let was_lost = lost.contains(&(group.to_string(), s.to_string()));
@@ -38,7 +38,7 @@ impl RedisBackend {
         let created = self.run(&inv).await.map_err(error::map)?;
         debug!(backend = KIND, group, created = ?created, "consumer groups ensured");
         let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lost = lock(&self.inner.lost);
         for s in missing {
             lost.remove(&(group.to_string(), s.clone()));
             known.insert((group.to_string(), s.clone()));
@@ -49,7 +49,7 @@ impl RedisBackend {
     /// Forgets that groups exist (Redis answered NOGROUP), so the next call re-creates them.
     pub(crate) fn forget_groups(&self, group: &str, streams: &[String]) {
         let mut known = self.inner.groups.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lost = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lost = lock(&self.inner.lost);
         for s in streams {
             lost.insert((group.to_string(), s.clone()));
             known.remove(&(group.to_string(), s.clone()));

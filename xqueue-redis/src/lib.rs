@@ -72,6 +72,8 @@ mod limiter;
 mod reply;
 mod running;
 mod scripts;
+mod snapshot;
+mod start;
 mod state;
 
 pub use backend::RedisBackend;
