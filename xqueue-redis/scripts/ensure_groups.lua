@@ -3,7 +3,7 @@
 --
 -- A group created beside another one, or again after it was lost, may be handed entries that
 -- another group (or the lost one) has already run: the stream's snapshot floor (see `begin`
--- in state.rs) is set so that no snapshot of those entries is trusted: `+` (none, ever) for a
+-- in start.rs) is set so that no snapshot of those entries is trusted: `+` (none, ever) for a
 -- stream with two groups or more, else the stream's last id when the group was re-created.
 --
 -- KEYS     the streams

@@ -4,7 +4,7 @@
 -- ARGV[1]  the group, ARGV[2] the new owner, ARGV[3] min_idle (ms), ARGV[4] most per stream,
 -- ARGV[5]  the guard token, replaced by a new one when anything is taken: the snapshots a
 --          consumer keeps of the tasks it fetched are then no longer trusted (see `begin` in
---          state.rs)
+--          start.rs)
 -- Returns per stream {entries, lost}: entries are {id, fields, delivery count} (the count
 -- includes this delivery); lost are ids whose entries were deleted from the stream (XAUTOCLAIM
 -- removes them from the pending list).

@@ -29,7 +29,7 @@ end
 
 -- Replaces the guard token at `key` with a new one (never one used before): the snapshots
 -- of task records that consumers fetched before are no longer trusted (see `begin` in
--- state.rs). Called when deliveries are taken over (`reclaim.lua`) and when cancelled tasks,
+-- start.rs). Called when deliveries are taken over (`reclaim.lua`) and when cancelled tasks,
 -- whose entries may still wait in their streams, are purged (`state_purge.lua`).
 local function renew_guard(key)
   local time = redis.call('TIME')

@@ -62,14 +62,14 @@ impl Keys {
 
     /// A token replaced whenever deliveries are taken over from their consumers
     /// (`reclaim.lua`) or cancelled tasks are purged (`state_purge.lua`): a snapshot fetched
-    /// under an older token is not trusted (see `begin` in `state.rs`).
+    /// under an older token is not trusted (see `begin_attempts` in `start.rs`).
     pub(crate) fn guard(&self) -> String {
         format!("{}:guard", self.prefix)
     }
 
     /// Per stream, the entry id up to which no snapshot is trusted (`+`: none is), set when a
-    /// group is created beside another or re-created (`ensure_groups.lua`; see `begin` in
-    /// `state.rs`).
+    /// group is created beside another or re-created (`ensure_groups.lua`; see `begin_attempts` in
+    /// `start.rs`).
     pub(crate) fn snapshot_floors(&self) -> String {
         format!("{}:snapshot_floors", self.prefix)
     }
